@@ -1,0 +1,3 @@
+"""metarec: recommendation by meta-reinforcement learning."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,111 @@
+"""Save and load trained agents: ``model.safetensors`` plus ``model.json`` metadata."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_tensors
+from safetensors.torch import save as save_tensors
+
+from metarec import __version__
+from metarec.agents.agent import MetaRLAgent
+from metarec.agents.policy import SlatePolicy
+from metarec.config import RunConfig
+from metarec.data.interactions import InteractionLog
+from metarec.errors import DataError
+from metarec.fileio import atomic_write_bytes, atomic_write_text
+
+WEIGHTS_FILE = "model.safetensors"
+METADATA_FILE = "model.json"
+FORMAT = "metarec-checkpoint"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Checkpoint:
+    """A loaded agent with the configuration and item ids it was trained with."""
+
+    agent: MetaRLAgent
+    config: RunConfig
+    item_ids: tuple[str, ...]
+    metadata: dict[str, Any]
+
+    @property
+    def item_index(self) -> dict[str, int]:
+        return {item_id: i for i, item_id in enumerate(self.item_ids)}
+
+
+def save_checkpoint(
+    folder: Path, agent: MetaRLAgent, config: RunConfig, log: InteractionLog
+) -> None:
+    """Write the policy weights and the metadata needed to use them without the dataset."""
+    state = {
+        name: tensor.detach().cpu().contiguous()
+        for name, tensor in agent.policy.state_dict().items()
+    }
+    atomic_write_bytes(folder / WEIGHTS_FILE, save_tensors(state, metadata={"format": FORMAT}))
+    metadata = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "metarec_version": __version__,
+        "dataset": log.name,
+        "n_items": log.n_items,
+        "item_ids": list(log.item_ids),
+        "config": config.model_dump(mode="json"),
+    }
+    atomic_write_text(folder / METADATA_FILE, json.dumps(metadata, ensure_ascii=False))
+
+
+def load_checkpoint(folder: Path, device: str | torch.device = "cpu") -> Checkpoint:
+    """Load an agent saved by :func:`save_checkpoint` onto ``device``."""
+    metadata = _read_metadata(folder)
+    config = RunConfig.model_validate(metadata["config"])
+    policy = SlatePolicy(int(metadata["n_items"]), config.model)
+    try:
+        state = load_tensors((folder / WEIGHTS_FILE).read_bytes())
+    except FileNotFoundError:
+        raise DataError(f"missing {WEIGHTS_FILE}", path=folder, fix="rerun `metarec run`") from None
+    except SafetensorError as error:
+        raise DataError(f"unreadable weights: {error}", path=folder / WEIGHTS_FILE) from None
+    try:
+        policy.load_state_dict(state)
+    except RuntimeError as error:
+        raise DataError(
+            f"weights do not match the model in {METADATA_FILE}: {str(error).splitlines()[0]}",
+            path=folder / WEIGHTS_FILE,
+        ) from None
+    policy.to(torch.device(device)).eval()
+    agent = MetaRLAgent(policy, config.adapt)
+    return Checkpoint(agent, config, tuple(metadata["item_ids"]), metadata)
+
+
+def _read_metadata(folder: Path) -> dict[str, Any]:
+    path = folder / METADATA_FILE
+    if not folder.is_dir():
+        raise DataError(
+            "run folder not found", path=folder, fix="pass the folder `metarec run` wrote"
+        )
+    try:
+        metadata = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(
+            f"no {METADATA_FILE} in the run folder",
+            path=folder,
+            fix="pass a folder written by `metarec run`",
+        ) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise DataError(f"invalid JSON: {error}", path=path) from None
+    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
+        raise DataError(f"not a metarec checkpoint (format {FORMAT!r} expected)", path=path)
+    if metadata.get("format_version") != FORMAT_VERSION:
+        raise DataError(
+            f"checkpoint format version {metadata.get('format_version')} is not supported "
+            f"(this metarec reads version {FORMAT_VERSION})",
+            path=path,
+        )
+    return metadata

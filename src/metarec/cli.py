@@ -1,0 +1,222 @@
+"""The ``metarec`` command line: run, evaluate, recommend."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from metarec.errors import MetarecError
+
+app = typer.Typer(
+    help="Recommendation by meta-reinforcement learning.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+logger = logging.getLogger("metarec")
+
+ResultT = TypeVar("ResultT")
+EXIT_USAGE = 2
+
+
+def _setup_logging(quiet: bool, verbose: bool = False) -> None:
+    from rich.logging import RichHandler
+
+    level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
+    handler = RichHandler(show_path=False, rich_tracebacks=False, markup=False)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root = logging.getLogger("metarec")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def _guard(action: Callable[[], ResultT]) -> ResultT:
+    """Run ``action``; print a user error as one line on stderr and exit with status 2."""
+    try:
+        return action()
+    except MetarecError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted; no output folder was changed", err=True)
+        raise typer.Exit(130) from None
+
+
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Show no progress bars or info logs.")]
+Device = Annotated[str | None, typer.Option(help="torch device: cpu, cuda or cuda:N.")]
+
+
+@app.command()
+def run(
+    config: Annotated[Path | None, typer.Option(help="YAML file with RunConfig fields.")] = None,
+    dataset: Annotated[
+        str | None, typer.Option(help="Dataset name (ml-100k, ml-1m, ml-10m) or a path.")
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Folder searched first for the dataset.")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Output folder; default runs/<name>.")] = None,
+    name: Annotated[str | None, typer.Option(help="Run name.")] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed; the same seed gives the same metrics on CPU.")
+    ] = None,
+    device: Device = None,
+    encoder: Annotated[str | None, typer.Option(help="Policy encoder: transformer or gru.")] = None,
+    adapt_steps: Annotated[
+        int | None, typer.Option(help="First-order MAML steps per user at test time (0 = off).")
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override any config field, e.g. --set pretrain.epochs=5."),
+    ] = None,
+    quiet: Quiet = False,
+    verbose: Annotated[bool, typer.Option(help="Log debug messages.")] = False,
+) -> None:
+    """Train the meta-RL agent and the baselines, evaluate them, and write a report."""
+    _setup_logging(quiet, verbose)
+    flags = {
+        "data.dataset": dataset,
+        "data.data_dir": data_dir,
+        "name": name,
+        "seed": seed,
+        "device": device,
+        "model.encoder": encoder,
+        "adapt.steps": adapt_steps,
+    }
+    overrides = list(set_ or []) + [
+        f"{key}={value}" for key, value in flags.items() if value is not None
+    ]
+    _guard(lambda: _run(config, overrides, out, quiet))
+
+
+def _run(config_path: Path | None, overrides: list[str], out: Path | None, quiet: bool) -> None:
+    from metarec.config import load_config
+    from metarec.pipeline import run as run_pipeline
+    from metarec.progress import RichReporter, SilentReporter
+
+    config = load_config(config_path, overrides)
+    if config.name == "ml-100k" and config.data.dataset != "ml-100k":
+        config.name = Path(config.data.dataset).name
+    out_dir = out or Path("runs") / config.name
+    _set_threads(config.threads)
+    if quiet:
+        results = run_pipeline(config, out_dir, SilentReporter())
+    else:
+        with RichReporter() as reporter:
+            results = run_pipeline(config, out_dir, reporter)
+    _print_summary(results, out_dir, config.protocol.headline_shots)
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def _print_summary(results: dict[str, Any], out_dir: Path, headline: int) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"test users: NDCG@10 at K={headline} and interactive recall")
+    table.add_column("model")
+    table.add_column(f"NDCG@10 K={headline}", justify="right")
+    table.add_column("interactive recall", justify="right")
+    fewshot = results["protocols"]["fewshot-v1"]
+    interactive = results["protocols"].get("interactive-v1", {})
+    for model, by_shots in fewshot.items():
+        recall = interactive.get(model, {}).get("recall")
+        table.add_row(
+            model,
+            f"{by_shots[str(headline)]['ndcg@10']:.4f}",
+            "-" if recall is None else f"{recall:.4f}",
+        )
+    console = Console()
+    console.print(table)
+    timings = results.get("timings", {})
+    if timings:
+        parts = ", ".join(f"{k[:-2]} {v:.1f}s" for k, v in timings.items() if k.endswith("_s"))
+        console.print(
+            f"time: {parts}; one user's full catalog {timings['score_one_user_ms']:.2f} ms"
+        )
+    console.print(f"outputs in {out_dir}")
+
+
+@app.command()
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="Folder written by `metarec run`.")],
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Folder searched first for the dataset.")
+    ] = None,
+    device: Device = None,
+    baselines: Annotated[bool, typer.Option(help="Also refit and score the baselines.")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Re-score a saved checkpoint on the test users; write evaluation.json in RUN_DIR."""
+    _setup_logging(quiet)
+    _guard(lambda: _evaluate(run_dir, data_dir, device, baselines))
+
+
+def _evaluate(run_dir: Path, data_dir: Path | None, device: str | None, baselines: bool) -> None:
+    from metarec.evaluation.rescore import rescore_run
+
+    results = rescore_run(run_dir, data_dir=data_dir, device=device, with_baselines=baselines)
+    _print_summary(results, run_dir, results["headline_shots"])
+
+
+@app.command()
+def recommend(
+    run_dir: Annotated[Path, typer.Argument(help="Folder written by `metarec run`.")],
+    user_history: Annotated[
+        Path,
+        typer.Option(
+            help="JSONL lines {user_id, items[, clicks, skips]}, or a CSV/TSV of user,item rows "
+            "in chronological order."
+        ),
+    ],
+    top: Annotated[int, typer.Option(min=1, help="Items to return per user.")] = 10,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write JSONL here; default stdout.")
+    ] = None,
+    ignore_unknown: Annotated[
+        bool, typer.Option(help="Drop item ids the model never saw instead of failing.")
+    ] = False,
+    device: Device = None,
+) -> None:
+    """Rank items for the given user histories with a saved agent."""
+    _setup_logging(quiet=True)
+    _guard(lambda: _recommend(run_dir, user_history, top, output, ignore_unknown, device))
+
+
+def _recommend(
+    run_dir: Path,
+    history: Path,
+    top: int,
+    output: Path | None,
+    ignore_unknown: bool,
+    device: str | None,
+) -> None:
+    from metarec.checkpoint import load_checkpoint
+    from metarec.fileio import atomic_write_text
+    from metarec.histories import rank_histories, read_histories
+    from metarec.meta.trainer import resolve_device
+
+    checkpoint = load_checkpoint(run_dir, resolve_device(device or "cpu"))
+    users = read_histories(history, checkpoint.item_index, ignore_unknown=ignore_unknown)
+    lines = [json.dumps(row, ensure_ascii=False) for row in rank_histories(checkpoint, users, top)]
+    text = "\n".join(lines) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        atomic_write_text(output, text)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,184 @@
+"""Run configuration: one pydantic model, loadable from YAML and overridable from the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from metarec.errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    """Where the interactions come from and how they are filtered."""
+
+    dataset: str = Field(
+        "ml-100k", description="Dataset name, or a path to a folder or table file."
+    )
+    data_dir: Path | None = Field(None, description="Folder searched first for the dataset folder.")
+    format: Literal["auto", "movielens-100k", "movielens-dat", "recbole", "table"] = "auto"
+    rating_threshold: float | None = Field(
+        None, description="Keep interactions rated at least this."
+    )
+    min_user_interactions: int = Field(0, ge=0, description="k-core threshold on users.")
+    min_item_interactions: int = Field(0, ge=0, description="k-core threshold on items.")
+
+
+class ProtocolConfig(_Section):
+    """Evaluation protocols fewshot-v1 and interactive-v1."""
+
+    shots: list[int] = Field([1, 3, 5, 10, 20], description="Support sizes K of fewshot-v1.")
+    headline_shots: int = Field(5, ge=1, description="K used for model selection and headlines.")
+    interactive_shots: int = Field(
+        5, ge=1, description="History length at the start of interactive-v1."
+    )
+    rounds: int = Field(10, ge=1, description="Slates shown per user in interactive-v1.")
+    slate_size: int = Field(10, ge=1, description="Items per slate.")
+    saved_items: int = Field(
+        100, ge=1, description="Items per user written to recommendations/*.jsonl."
+    )
+
+    @field_validator("shots")
+    @classmethod
+    def _positive_shots(cls, shots: list[int]) -> list[int]:
+        if not shots or min(shots) < 1:
+            raise ValueError(f"shots must be a non-empty list of positive integers; got {shots}")
+        return sorted(set(shots))
+
+
+class ModelConfig(_Section):
+    """Policy network over the user's tokens."""
+
+    encoder: Literal["transformer", "gru"] = "transformer"
+    dim: int = Field(64, ge=8, description="Embedding and hidden size.")
+    layers: int = Field(2, ge=1)
+    heads: int = Field(2, ge=1)
+    dropout: float = Field(0.2, ge=0.0, lt=1.0)
+    max_tokens: int = Field(160, ge=8, description="Most recent tokens the policy reads.")
+
+
+class PretrainConfig(_Section):
+    """Supervised pre-training on training users' histories."""
+
+    epochs: int = Field(60, ge=0)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(3e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    samples_per_user: int = Field(
+        4, ge=1, description="Support sets drawn per training user per epoch."
+    )
+    max_shots: int = Field(20, ge=1, description="Support sizes are drawn from 1..max_shots.")
+    feedback_fraction: float = Field(
+        0.5, ge=0, le=1, description="Share of samples that also carry simulated click/skip tokens."
+    )
+    patience: int = Field(8, ge=1, description="Epochs without validation gain before stopping.")
+
+
+class RLConfig(_Section):
+    """Meta-RL across user tasks with REINFORCE and a learned baseline."""
+
+    iterations: int = Field(150, ge=0)
+    batch_size: int = Field(64, ge=1, description="User tasks per policy-gradient update.")
+    lr: float = Field(2e-4, gt=0)
+    gamma: float = Field(0.9, ge=0, le=1)
+    policy_coef: float = Field(1.0, ge=0, description="Weight of the policy-gradient term.")
+    value_coef: float = Field(0.5, ge=0)
+    temperature: float = Field(
+        1.0, gt=0, description="Logits are divided by this before slates are sampled."
+    )
+    entropy_coef: float = Field(1e-3, ge=0)
+    supervised_coef: float = Field(
+        1.0, ge=0, description="Weight of the next-items loss on the states the rollouts visit."
+    )
+    eval_every: int = Field(25, ge=1)
+
+
+class AdaptConfig(_Section):
+    """First-order MAML: per-user gradient steps on the support set at test time."""
+
+    steps: int = Field(
+        0, ge=0, description="Gradient steps per user at test time; 0 turns MAML off."
+    )
+    lr: float = Field(0.05, gt=0)
+    meta_iterations: int = Field(60, ge=0, description="First-order MAML updates during training.")
+    batch_size: int = Field(32, ge=1)
+
+
+class BaselineConfig(_Section):
+    """Grids searched on validation users for each baseline."""
+
+    ease_lambdas: list[float] = [10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0]
+    knn_neighbors: list[int] = [20, 50, 100, 200, 0]
+    knn_shrink: list[float] = [0.0, 10.0, 50.0]
+
+
+class RunConfig(_Section):
+    """Everything one ``metarec run`` needs; saved as ``config.yaml`` with each run."""
+
+    name: str = "ml-100k"
+    seed: int = 0
+    device: str = Field("cpu", description="torch device, e.g. cpu or cuda:0.")
+    threads: int | None = Field(
+        None, ge=1, description="torch CPU threads; default leaves torch's choice."
+    )
+    data: DataConfig = DataConfig()
+    protocol: ProtocolConfig = ProtocolConfig()
+    model: ModelConfig = ModelConfig()
+    pretrain: PretrainConfig = PretrainConfig()
+    rl: RLConfig = RLConfig()
+    adapt: AdaptConfig = AdaptConfig()
+    baselines: BaselineConfig = BaselineConfig()
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def load_config(path: Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Build a :class:`RunConfig` from an optional YAML file and ``key.path=value`` overrides."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        raw = _read_yaml(path)
+    for override in overrides or []:
+        _apply_override(raw, override)
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ConfigError(
+            f"invalid config value for '{where}': {first['msg']} (got {first.get('input')!r})"
+        ) from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise ConfigError(f"config file {path} is not valid YAML: {error}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return loaded
+
+
+def _apply_override(raw: dict[str, Any], override: str) -> None:
+    key, sep, value = override.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"override '{override}' must look like section.field=value")
+    node = raw
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override '{override}': '{part}' is not a section")
+        node = child
+    node[parts[-1]] = yaml.safe_load(value) if value.strip() else None

@@ -1,0 +1,44 @@
+"""Load the dataset a run configuration names, from a path, the cache or the web."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from metarec.config import DataConfig
+from metarec.data.download import resolve_dataset
+from metarec.data.interactions import InteractionLog
+from metarec.data.loaders import load_interactions
+from metarec.data.preprocess import preprocess
+
+logger = logging.getLogger(__name__)
+
+
+def dataset_path(config: DataConfig) -> Path:
+    """Return the folder or file that holds the interactions of ``config.dataset``.
+
+    A value that names an existing path is used as it is; any other value is
+    a dataset name looked up in ``data_dir``, ``$METAREC_DATA_DIR``, the user
+    cache, and downloaded as a last resort.
+    """
+    candidate = Path(config.dataset).expanduser()
+    if candidate.exists() and (
+        candidate.is_file() or "/" in config.dataset or config.data_dir is None
+    ):
+        return candidate
+    return resolve_dataset(config.dataset, config.data_dir)
+
+
+def load_dataset(config: DataConfig) -> InteractionLog:
+    """Read and preprocess the interactions named by ``config``."""
+    path = dataset_path(config)
+    logger.info("loading %s from %s", config.dataset, path)
+    frame = load_interactions(path, fmt=config.format)
+    name = Path(config.dataset).name if Path(config.dataset).exists() else config.dataset
+    return preprocess(
+        frame,
+        name=name,
+        rating_threshold=config.rating_threshold,
+        min_user_interactions=config.min_user_interactions,
+        min_item_interactions=config.min_item_interactions,
+    )

@@ -1,0 +1,1 @@
+"""Meta-training: supervised pre-training, meta-RL and first-order MAML."""

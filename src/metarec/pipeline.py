@@ -1,0 +1,172 @@
+"""The main job: data, baselines, meta-training, evaluation and every output file."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from metarec.baselines.tuning import fit_baselines
+from metarec.checkpoint import save_checkpoint
+from metarec.config import ProtocolConfig, RunConfig
+from metarec.data.dataset import load_dataset
+from metarec.data.interactions import InteractionLog
+from metarec.data.splits import UserSplit, split_users
+from metarec.evaluation.protocols import evaluate_fewshot, evaluate_interactive
+from metarec.evaluation.report import write_report
+from metarec.evaluation.timing import time_single_user_scoring
+from metarec.fileio import atomic_write_text, staged_folder
+from metarec.meta.trainer import train_agent
+from metarec.progress import Reporter, SilentReporter
+from metarec.recommender import Recommender
+
+logger = logging.getLogger(__name__)
+
+AGENT_NAME = "MetaRL"
+
+
+@dataclass
+class Timer:
+    """Wall-clock seconds per named phase."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def phase(self, name: str, started: float) -> None:
+        self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+
+
+def evaluate_models(
+    models: dict[str, Recommender],
+    log: InteractionLog,
+    users: np.ndarray,
+    protocol: ProtocolConfig,
+    keep_rankings_of: str | None = None,
+) -> tuple[dict[str, Any], dict[int, dict[int, np.ndarray]]]:
+    """Run fewshot-v1 at every K and interactive-v1 for each model on ``users``.
+
+    Returns the metrics as a JSON-ready dict and, for ``keep_rankings_of``,
+    its top items per user for each K.
+    """
+    fewshot: dict[str, dict[str, dict[str, float]]] = {}
+    interactive: dict[str, dict[str, Any]] = {}
+    rankings: dict[int, dict[int, np.ndarray]] = {}
+    for name, model in models.items():
+        fewshot[name] = {}
+        for shots in protocol.shots:
+            keep = protocol.saved_items if name == keep_rankings_of else 0
+            result = evaluate_fewshot(model, log, users, shots, keep_items=keep)
+            fewshot[name][str(shots)] = {**result.metrics, "users": float(result.users)}
+            if keep:
+                rankings[shots] = result.rankings
+        result_i = evaluate_interactive(
+            model, log, users, protocol.interactive_shots, protocol.rounds, protocol.slate_size
+        )
+        interactive[name] = {
+            "recall": result_i.recall,
+            "clicks_per_round": result_i.clicks_per_round,
+            "users": result_i.users,
+        }
+    return {"fewshot-v1": fewshot, "interactive-v1": interactive}, rankings
+
+
+def dataset_summary(log: InteractionLog, split: UserSplit) -> dict[str, Any]:
+    return {
+        "name": log.name,
+        "users": log.n_users,
+        "items": log.n_items,
+        "interactions": log.n_interactions,
+        "train_users": int(split.train.size),
+        "validation_users": int(split.valid.size),
+        "test_users": int(split.test.size),
+    }
+
+
+def run(config: RunConfig, out_dir: Path, reporter: Reporter | None = None) -> dict[str, Any]:
+    """Run the main job and write every output into ``out_dir``; return the metrics."""
+    reporter = reporter or SilentReporter()
+    timer = Timer()
+    started = time.perf_counter()
+    log = load_dataset(config.data)
+    split = split_users(log)
+    logger.info(
+        "%s: %d users (%d train, %d validation, %d test), %d items, %d interactions",
+        log.name,
+        log.n_users,
+        split.train.size,
+        split.valid.size,
+        split.test.size,
+        log.n_items,
+        log.n_interactions,
+    )
+    timer.phase("data", started)
+
+    started = time.perf_counter()
+    baselines = fit_baselines(log, split, config.baselines, config.protocol)
+    timer.phase("baselines", started)
+
+    started = time.perf_counter()
+    training = train_agent(log, split, config, reporter)
+    timer.phase("training", started)
+
+    started = time.perf_counter()
+    models: dict[str, Recommender] = {AGENT_NAME: training.agent, **baselines}
+    metrics, rankings = evaluate_models(models, log, split.test, config.protocol, AGENT_NAME)
+    scoring_ms = time_single_user_scoring(training.agent, log, split.test)
+    timer.phase("evaluation", started)
+
+    results: dict[str, Any] = {
+        "dataset": dataset_summary(log, split),
+        "protocols": metrics,
+        "training": training.history,
+        "timings": {
+            **{f"{name}_s": round(value, 3) for name, value in timer.seconds.items()},
+            "total_s": round(sum(timer.seconds.values()), 3),
+            "score_one_user_ms": round(scoring_ms, 3),
+        },
+    }
+    with staged_folder(out_dir) as staging:
+        write_outputs(staging, config, log, training.agent, results, rankings)
+    logger.info(
+        "time: data %.1fs, baselines %.1fs, training %.1fs, evaluation %.1fs",
+        *(timer.seconds[name] for name in ("data", "baselines", "training", "evaluation")),
+    )
+    return results
+
+
+def write_outputs(
+    folder: Path,
+    config: RunConfig,
+    log: InteractionLog,
+    agent: Recommender,
+    results: dict[str, Any],
+    rankings: dict[int, dict[int, np.ndarray]],
+) -> None:
+    """Write config, metrics, report, plots, checkpoint and recommendation files."""
+    from metarec.agents.agent import MetaRLAgent
+
+    atomic_write_text(folder / "config.yaml", config.to_yaml())
+    atomic_write_text(folder / "metrics.json", json.dumps(results, indent=2))
+    if isinstance(agent, MetaRLAgent):
+        save_checkpoint(folder, agent, config, log)
+    write_recommendations(folder / "recommendations", log, rankings)
+    write_report(folder, results, config)
+
+
+def write_recommendations(
+    folder: Path, log: InteractionLog, rankings: dict[int, dict[int, np.ndarray]]
+) -> None:
+    """Write ``fewshot-k{K}.jsonl``: one line per test user with original ids, best first."""
+    for shots, per_user in rankings.items():
+        lines = [
+            json.dumps(
+                {"user_id": log.user_ids[user], "items": [log.item_ids[i] for i in items]},
+                ensure_ascii=False,
+            )
+            for user, items in sorted(per_user.items(), key=lambda pair: log.user_ids[pair[0]])
+        ]
+        atomic_write_text(folder / f"fewshot-k{shots}.jsonl", "\n".join(lines) + "\n")

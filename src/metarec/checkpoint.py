@@ -64,8 +64,22 @@ def save_checkpoint(
 def load_checkpoint(folder: Path, device: str | torch.device = "cpu") -> Checkpoint:
     """Load an agent saved by :func:`save_checkpoint` onto ``device``."""
     metadata = _read_metadata(folder)
-    config = RunConfig.model_validate(metadata["config"])
-    policy = SlatePolicy(int(metadata["n_items"]), config.model)
+    try:
+        config = RunConfig.model_validate(metadata["config"])
+        n_items = int(metadata["n_items"])
+        item_ids = tuple(str(item_id) for item_id in metadata["item_ids"])
+    except KeyError as error:
+        raise DataError(f"missing field {error}", path=folder / METADATA_FILE) from None
+    except (TypeError, ValueError) as error:
+        # pydantic's ValidationError is a ValueError with a multi-line message.
+        message = " ".join(str(error).split())
+        raise DataError(f"invalid metadata: {message}", path=folder / METADATA_FILE) from None
+    if len(item_ids) != n_items:
+        raise DataError(
+            f"metadata lists {len(item_ids)} item ids for n_items={n_items}",
+            path=folder / METADATA_FILE,
+        )
+    policy = SlatePolicy(n_items, config.model)
     try:
         state = load_tensors((folder / WEIGHTS_FILE).read_bytes())
     except FileNotFoundError:
@@ -81,7 +95,7 @@ def load_checkpoint(folder: Path, device: str | torch.device = "cpu") -> Checkpo
         ) from None
     policy.to(torch.device(device)).eval()
     agent = MetaRLAgent(policy, config.adapt)
-    return Checkpoint(agent, config, tuple(metadata["item_ids"]), metadata)
+    return Checkpoint(agent, config, item_ids, metadata)
 
 
 def _read_metadata(folder: Path) -> dict[str, Any]:

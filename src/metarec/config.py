@@ -66,7 +66,7 @@ class ModelConfig(_Section):
 class PretrainConfig(_Section):
     """Supervised pre-training on training users' histories."""
 
-    epochs: int = Field(60, ge=0)
+    epochs: int = Field(30, ge=0)
     batch_size: int = Field(64, ge=1)
     lr: float = Field(3e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
@@ -181,4 +181,25 @@ def _apply_override(raw: dict[str, Any], override: str) -> None:
         if not isinstance(child, dict):
             raise ConfigError(f"override '{override}': '{part}' is not a section")
         node = child
-    node[parts[-1]] = yaml.safe_load(value) if value.strip() else None
+    parsed = yaml.safe_load(value) if value.strip() else None
+    if parsed is not None and not isinstance(parsed, str) and _is_text_field(parts):
+        # YAML reads "2024" as a number and "a: b" as a mapping; a text field keeps the text.
+        parsed = value.strip()
+    node[parts[-1]] = parsed
+
+
+_TEXT_ANNOTATIONS = (str, Path, str | None, Path | None)
+
+
+def _is_text_field(parts: list[str]) -> bool:
+    """Return whether the dotted path ``parts`` names a string or path field of RunConfig."""
+    model: type[BaseModel] = RunConfig
+    for part in parts[:-1]:
+        section = model.model_fields.get(part)
+        if section is None or not isinstance(section.annotation, type):
+            return False
+        if not issubclass(section.annotation, BaseModel):
+            return False
+        model = section.annotation
+    field = model.model_fields.get(parts[-1])
+    return field is not None and field.annotation in _TEXT_ANNOTATIONS

@@ -15,6 +15,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp creates the file with mode 0o600, so set the mode that open() would give.
+        os.chmod(temporary, _umasked_mode(0o666))
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
             stream.flush()
@@ -42,6 +44,8 @@ def staged_folder(target: Path) -> Iterator[Path]:
         tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
     )
     try:
+        # mkdtemp creates the folder with mode 0o700, so set the mode that mkdir() would give.
+        os.chmod(staging, _umasked_mode(0o777))
         yield staging
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -56,3 +60,12 @@ def staged_folder(target: Path) -> Iterator[Path]:
     os.replace(staging, target)
     if previous is not None:
         shutil.rmtree(previous, ignore_errors=True)
+
+
+def _umasked_mode(mode: int) -> int:
+    """Return ``mode`` with the process umask cleared from it."""
+    # NOTE: reading the umask means setting it, so a thread that creates a file at the same
+    # moment gets umask 0 for that file.
+    umask = os.umask(0)
+    os.umask(umask)
+    return mode & ~umask

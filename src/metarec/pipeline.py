@@ -21,7 +21,7 @@ from metarec.evaluation.protocols import evaluate_fewshot, evaluate_interactive
 from metarec.evaluation.report import write_report
 from metarec.evaluation.timing import time_single_user_scoring
 from metarec.fileio import atomic_write_text, staged_folder
-from metarec.meta.trainer import train_agent
+from metarec.meta.trainer import resolve_device, train_agent
 from metarec.progress import Reporter, SilentReporter
 from metarec.recommender import Recommender
 
@@ -89,6 +89,7 @@ def dataset_summary(log: InteractionLog, split: UserSplit) -> dict[str, Any]:
 def run(config: RunConfig, out_dir: Path, reporter: Reporter | None = None) -> dict[str, Any]:
     """Run the main job and write every output into ``out_dir``; return the metrics."""
     reporter = reporter or SilentReporter()
+    resolve_device(config.device)
     timer = Timer()
     started = time.perf_counter()
     log = load_dataset(config.data)

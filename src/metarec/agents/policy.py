@@ -93,17 +93,20 @@ class SlatePolicy(nn.Module):
         return pooled + self.sequence_out(self.norm(encoded[:, 0]))
 
     def _pool_items(self, batch: TokenBatch) -> torch.Tensor:
-        """Average the chosen items (history and clicks) and the skipped items separately.
+        """Pool the chosen items (history and clicks) and the skipped items separately.
 
         Pooling them apart keeps ninety skips from drowning five chosen items,
-        and gives co-occurrence a short linear route to the scores.
+        and gives co-occurrence a short linear route to the scores. Each pool
+        is a sum divided by the square root of its count, so the personal part
+        of the scores grows with the evidence and the popularity bias weighs
+        less as a session fills up.
         """
         embeddings = self.input_dropout(self.item_embedding(batch.items))
         present = ~batch.padding
         skipped = present & (batch.feedback == SKIP)
         chosen = present & ~skipped
-        return self.chosen_pool(_masked_mean(embeddings, chosen)) + self.skipped_pool(
-            _masked_mean(embeddings, skipped)
+        return self.chosen_pool(_root_pool(embeddings, chosen)) + self.skipped_pool(
+            _root_pool(embeddings, skipped)
         )
 
     def _encode_gru(self, tokens: torch.Tensor, batch: TokenBatch) -> torch.Tensor:
@@ -126,6 +129,6 @@ class SlatePolicy(nn.Module):
         return self.item_scores(state), self.value_head(state).squeeze(-1)
 
 
-def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def _root_pool(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     weights = mask.unsqueeze(-1).to(values.dtype)
-    return (values * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+    return (values * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0).sqrt()

@@ -21,9 +21,11 @@ class SupervisedSample:
 class SessionSampler:
     """Draws support sets from training users, optionally followed by simulated slates.
 
-    Half of the support sets are a user's first K interactions (the cut used
-    at evaluation) and half a window of K consecutive interactions elsewhere.
-    The targets are all of the user's items that the session does not hold.
+    A share ``1 - subset_fraction`` of the support sets are a user's first K
+    interactions (the cut used at evaluation); the others are K interactions
+    drawn at random from the whole history, kept in time order, so the policy
+    cannot memorise one support set per training user. The targets are all of
+    the user's items that the session does not hold.
     With probability ``feedback_fraction`` the session also carries 1 to
     ``rounds`` slates: clicked items are drawn from the targets, skipped items
     from the rest of the catalog in proportion to popularity, as a popularity
@@ -40,15 +42,14 @@ class SessionSampler:
         feedback_fraction: float,
         rounds: int,
         slate_size: int,
+        subset_fraction: float = 0.5,
     ) -> None:
         self.log = log
         self.users = users[log.user_lengths()[users] > 1]
         if self.users.size == 0:
             raise ValueError("no training user has two or more interactions")
         self.max_shots = max_shots
-        import os
-
-        self.window_fraction = float(os.environ.get("WF", "0.5"))
+        self.subset_fraction = subset_fraction
         self.feedback_fraction = feedback_fraction
         self.rounds = rounds
         self.slate_size = slate_size
@@ -61,8 +62,7 @@ class SessionSampler:
     def sample(self, user: int, rng: np.random.Generator) -> SupervisedSample:
         sequence = self.log.user_items(user)
         shots = int(rng.integers(1, min(self.max_shots, sequence.shape[0] - 1) + 1))
-        draw = rng.random()
-        if draw < self.window_fraction:
+        if rng.random() < self.subset_fraction:
             picked = np.sort(rng.choice(sequence.shape[0], size=shots, replace=False))
             support = sequence[picked]
         else:

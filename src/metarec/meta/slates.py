@@ -25,18 +25,16 @@ def slate_log_prob(logits: torch.Tensor, slate: torch.Tensor) -> torch.Tensor:
 def position_log_probs(logits: torch.Tensor, slate: torch.Tensor) -> torch.Tensor:
     """Return ``(batch, slate_size)`` terms whose sum over positions is ``log P(slate)``.
 
-    Position ``j`` contributes ``s_{a_j} - log(sum_all exp(s) - sum_{m<j} exp(s_{a_m}))``,
-    the log-probability of choosing ``a_j`` among the items not yet placed;
-    computed in log space for stability.
+    Position ``j`` contributes ``s_{a_j} - log(sum of exp(s) over the items not placed before j)``,
+    the log-probability of choosing ``a_j`` among the items not yet placed.
     """
     chosen = logits.gather(-1, slate)
-    total = torch.logsumexp(logits, dim=-1, keepdim=True)
-    taken = torch.logcumsumexp(chosen, dim=-1)
-    # Items placed before position j leave the softmax at position j.
-    taken_before = torch.cat([torch.full_like(taken[:, :1], float("-inf")), taken[:, :-1]], dim=-1)
-    ratio = torch.exp(taken_before - total).clamp(max=1.0 - 1e-6)
-    denominators = total + torch.log1p(-ratio)
-    return chosen - denominators
+    # The items not placed before position j are the items outside the slate plus the slate
+    # items at positions j, j+1, ... Adding those masses, rather than subtracting the placed
+    # mass from the total, stays exact when the first items hold almost all of the mass.
+    outside = torch.logsumexp(logits.scatter(-1, slate, float("-inf")), dim=-1, keepdim=True)
+    from_position = torch.logcumsumexp(chosen.flip(-1), dim=-1).flip(-1)
+    return chosen - torch.logaddexp(outside, from_position)
 
 
 def first_position_entropy(logits: torch.Tensor) -> torch.Tensor:

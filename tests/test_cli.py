@@ -129,3 +129,69 @@ def test_run_unknown_device(tmp_path: Path, shared_data_dir: Path) -> None:
 def test_evaluate_missing_run(tmp_path: Path) -> None:
     result = metarec("evaluate", tmp_path / "nothing")
     assert_user_error(result, "nothing")
+
+
+def test_run_refuses_foreign_output_folder(tmp_path: Path) -> None:
+    out = tmp_path / "notes"
+    out.mkdir()
+    (out / "important.txt").write_text("keep me")
+    result = metarec("run", "--out", out)
+    assert_user_error(result, "not empty")
+    assert (out / "important.txt").read_text() == "keep me"
+
+
+def test_run_refuses_file_as_output(tmp_path: Path) -> None:
+    target = tmp_path / "afile"
+    target.write_text("data")
+    result = metarec("run", "--out", target)
+    assert_user_error(result, "is a file")
+    assert target.read_text() == "data"
+
+
+def test_run_refuses_working_directory(tmp_path: Path) -> None:
+    result = metarec("run", "--out", ".", cwd=tmp_path)
+    assert_user_error(result, "working directory")
+
+
+def test_run_headline_outside_shots(tmp_path: Path) -> None:
+    result = metarec("run", "--set", "protocol.headline_shots=7", "--out", tmp_path / "o")
+    assert_user_error(result, "headline_shots=7")
+
+
+def test_run_config_is_folder(tmp_path: Path) -> None:
+    result = metarec("run", "--config", tmp_path, "--out", tmp_path / "o")
+    assert_user_error(result, "is a folder")
+
+
+def test_run_missing_data_dir(tmp_path: Path) -> None:
+    result = metarec("run", "--data-dir", tmp_path / "absent", "--out", tmp_path / "o")
+    assert_user_error(result, "data folder not found", "absent")
+
+
+@pytest.mark.slow
+def test_recommend_output_folder(run_dir: Path, tmp_path: Path) -> None:
+    histories = tmp_path / "histories.jsonl"
+    histories.write_text('{"user_id": "u", "items": ["50"]}\n')
+    result = metarec("recommend", run_dir, "--user-history", histories, "--output", tmp_path)
+    assert_user_error(result, "is a folder")
+
+
+@pytest.mark.slow
+def test_recommend_reports_dropped_ids(run_dir: Path, tmp_path: Path) -> None:
+    histories = tmp_path / "histories.jsonl"
+    histories.write_text('{"user_id": "u", "items": ["50", "nope", "nada"]}\n')
+    result = metarec("recommend", run_dir, "--user-history", histories, "--ignore-unknown")
+    assert result.returncode == 0, result.stderr
+    assert "dropped 2 unknown item ids" in result.stderr
+
+
+@pytest.mark.slow
+def test_evaluate_rejects_other_data(run_dir: Path, shared_data_dir: Path, tmp_path: Path) -> None:
+    source = shared_data_dir / "ml-100k" / "ml-100k.inter"
+    lines = source.read_text().splitlines()
+    other = tmp_path / "data" / "ml-100k"
+    other.mkdir(parents=True)
+    kept = [lines[0]] + [line for line in lines[1:] if not line.startswith("1\t")]
+    (other / "ml-100k.inter").write_text("\n".join(kept) + "\n")
+    result = metarec("evaluate", run_dir, "--data-dir", tmp_path / "data", "--quiet")
+    assert_user_error(result, "differs")

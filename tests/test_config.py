@@ -93,8 +93,6 @@ def test_override_null_path() -> None:
 @pytest.mark.parametrize(
     ("override", "field"),
     [
-        ("model.depth=3", "model.depth"),
-        ("colour=red", "colour"),
         ("rl.iterations=many", "rl.iterations"),
         ("model.dim=4", "model.dim"),
         ("model.encoder=lstm", "model.encoder"),
@@ -107,10 +105,29 @@ def test_invalid_override_names_field(override: str, field: str) -> None:
         load_config(overrides=[override])
 
 
+@pytest.mark.parametrize(
+    ("override", "field", "known"),
+    [("model.depth=3", "model.depth", "layers"), ("colour=red", "colour", "seed")],
+)
+def test_unknown_override_lists_fields(override: str, field: str, known: str) -> None:
+    with pytest.raises(ConfigError, match=f"unknown config field '{re.escape(field)}'.*{known}"):
+        load_config(overrides=[override])
+
+
 def test_unknown_yaml_key_names_field(tmp_path: Path) -> None:
     path = write_yaml(tmp_path, "pretrain:\n  epoch: 3\n")
-    with pytest.raises(ConfigError, match=r"'pretrain\.epoch': Extra inputs are not permitted"):
+    with pytest.raises(ConfigError, match=r"unknown config field 'pretrain\.epoch'.*epochs"):
         load_config(path)
+
+
+def test_headline_outside_shots() -> None:
+    with pytest.raises(ConfigError, match="headline_shots=7 must be one of shots"):
+        load_config(overrides=["protocol.headline_shots=7"])
+
+
+def test_heads_must_divide_dim() -> None:
+    with pytest.raises(ConfigError, match="dim=18 must be a multiple of heads=4"):
+        load_config(overrides=["model.dim=18", "model.heads=4"])
 
 
 def test_wrong_yaml_type_names_field(tmp_path: Path) -> None:
@@ -160,6 +177,7 @@ def test_to_yaml_round_trip(tmp_path: Path) -> None:
             "data.data_dir=/tmp/data",
             "data.rating_threshold=3.5",
             "protocol.shots=[2, 4]",
+            "protocol.headline_shots=2",
             "model.encoder=gru",
             "baselines.ease_lambdas=[1.0, 2.0]",
         ]

@@ -98,3 +98,18 @@ def test_failed_run_keeps_previous_outputs(first_run: Path, tmp_path: Path) -> N
         run(config, out)
     assert (out / "metrics.json").read_text() == "previous"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"]
+
+
+def test_run_with_adaptation_steps(shared_data_dir: Path, tmp_path: Path) -> None:
+    config = tiny_config(
+        shared_data_dir, "adapt.steps=1", "adapt.meta_iterations=2", "adapt.batch_size=4"
+    )
+    results = run(config, tmp_path / "maml")
+    assert "maml" in results["training"]
+    saved = json.loads((tmp_path / "maml" / "model.json").read_text())
+    assert saved["config"]["adapt"]["steps"] == 1
+
+
+def test_run_gru_encoder(shared_data_dir: Path, tmp_path: Path) -> None:
+    results = run(tiny_config(shared_data_dir, "model.encoder=gru"), tmp_path / "gru")
+    assert results["protocols"]["fewshot-v1"]["MetaRL"]["5"]["users"] > 0

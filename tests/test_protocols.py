@@ -176,7 +176,7 @@ def test_interactive_finished_user_not_asked(log: InteractionLog) -> None:
 
 def test_interactive_catalog_too_small(log: InteractionLog) -> None:
     # 2 + 10 x 3 = 32 items per user do not fit in 30.
-    with pytest.raises(ConfigError, match=r"catalog holds only 30; lower protocol\.rounds"):
+    with pytest.raises(ConfigError, match=r"catalog contains only 30; lower protocol\.rounds"):
         evaluate_interactive(FixedOrder(), log, np.array([0]), shots=2, rounds=10, slate_size=3)
 
 

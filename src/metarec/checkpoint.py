@@ -55,6 +55,7 @@ def save_checkpoint(
         "metarec_version": __version__,
         "dataset": log.name,
         "n_items": log.n_items,
+        "data_fingerprint": log.fingerprint(),
         "item_ids": list(log.item_ids),
         "config": config.model_dump(mode="json"),
     }

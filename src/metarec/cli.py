@@ -29,7 +29,12 @@ def _setup_logging(quiet: bool, verbose: bool = False) -> None:
     from rich.logging import RichHandler
 
     level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
-    handler = RichHandler(show_path=False, rich_tracebacks=False, markup=False)
+    from rich.console import Console
+
+    # Logs go to stderr so that stdout carries only results (JSONL of `recommend`).
+    handler = RichHandler(
+        console=Console(stderr=True), show_path=False, rich_tracebacks=False, markup=False
+    )
     handler.setFormatter(logging.Formatter("%(message)s"))
     root = logging.getLogger("metarec")
     root.handlers[:] = [handler]
@@ -204,10 +209,13 @@ def _recommend(
     device: str | None,
 ) -> None:
     from metarec.checkpoint import load_checkpoint
+    from metarec.errors import ConfigError
     from metarec.fileio import atomic_write_text
     from metarec.histories import rank_histories, read_histories
     from metarec.meta.trainer import resolve_device
 
+    if output is not None and output.is_dir():
+        raise ConfigError(f"--output {output} is a folder; pass a file path")
     checkpoint = load_checkpoint(run_dir, resolve_device(device or "cpu"))
     users = read_histories(history, checkpoint.item_index, ignore_unknown=ignore_unknown)
     lines = [json.dumps(row, ensure_ascii=False) for row in rank_histories(checkpoint, users, top)]

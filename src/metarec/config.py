@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from metarec.data.loaders import ColumnMap
 from metarec.errors import ConfigError
 
 
@@ -16,13 +17,17 @@ class _Section(BaseModel):
 
 
 class DataConfig(_Section):
-    """Where the interactions come from and how they are filtered."""
+    """Source of the interactions and the filters applied to them."""
 
     dataset: str = Field(
         "ml-100k", description="Dataset name, or a path to a folder or table file."
     )
     data_dir: Path | None = Field(None, description="Folder searched first for the dataset folder.")
     format: Literal["auto", "movielens-100k", "movielens-dat", "recbole", "table"] = "auto"
+    separator: str | None = Field(None, description="Column separator of a CSV/TSV table.")
+    columns: ColumnMap | None = Field(
+        None, description="Column names of a table: user, item, rating, timestamp."
+    )
     rating_threshold: float | None = Field(
         None, description="Keep interactions rated at least this."
     )
@@ -51,6 +56,14 @@ class ProtocolConfig(_Section):
             raise ValueError(f"shots must be a non-empty list of positive integers; got {shots}")
         return sorted(set(shots))
 
+    @model_validator(mode="after")
+    def _headline_in_shots(self) -> ProtocolConfig:
+        if self.headline_shots not in self.shots:
+            raise ValueError(
+                f"headline_shots={self.headline_shots} must be one of shots {self.shots}"
+            )
+        return self
+
 
 class ModelConfig(_Section):
     """Policy network over the user's tokens."""
@@ -61,6 +74,12 @@ class ModelConfig(_Section):
     heads: int = Field(2, ge=1)
     dropout: float = Field(0.2, ge=0.0, lt=1.0)
     max_tokens: int = Field(160, ge=8, description="Most recent tokens the policy reads.")
+
+    @model_validator(mode="after")
+    def _heads_divide_dim(self) -> ModelConfig:
+        if self.encoder == "transformer" and self.dim % self.heads:
+            raise ValueError(f"dim={self.dim} must be a multiple of heads={self.heads}")
+        return self
 
 
 class PretrainConfig(_Section):
@@ -83,20 +102,20 @@ class PretrainConfig(_Section):
 class RLConfig(_Section):
     """Meta-RL across user tasks with REINFORCE and a learned baseline."""
 
-    iterations: int = Field(150, ge=0)
+    iterations: int = Field(60, ge=0)
     batch_size: int = Field(64, ge=1, description="User tasks per policy-gradient update.")
-    lr: float = Field(2e-4, gt=0)
+    lr: float = Field(1e-4, gt=0)
     gamma: float = Field(0.9, ge=0, le=1)
     policy_coef: float = Field(1.0, ge=0, description="Weight of the policy-gradient term.")
     value_coef: float = Field(0.5, ge=0)
     temperature: float = Field(
-        1.0, gt=0, description="Logits are divided by this before slates are sampled."
+        0.5, gt=0, description="Logits are divided by this before slates are sampled."
     )
     entropy_coef: float = Field(1e-3, ge=0)
     supervised_coef: float = Field(
         1.0, ge=0, description="Weight of the next-items loss on the states the rollouts visit."
     )
-    eval_every: int = Field(25, ge=1)
+    eval_every: int = Field(10, ge=1)
 
 
 class AdaptConfig(_Section):
@@ -149,11 +168,26 @@ def load_config(path: Path | None = None, overrides: list[str] | None = None) ->
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise ConfigError(
-            f"invalid config value for '{where}': {first['msg']} (got {first.get('input')!r})"
-        ) from None
+        raise ConfigError(_describe(error)) from None
+
+
+def _describe(error: ValidationError) -> str:
+    """Turn the first validation error into one line that names the field and the fix."""
+    first = error.errors()[0]
+    location = [str(part) for part in first["loc"]]
+    where = ".".join(location)
+    if first["type"] == "extra_forbidden":
+        section: type[BaseModel] = RunConfig
+        for part in location[:-1]:
+            annotation = section.model_fields[part].annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                section = annotation
+        known = ", ".join(section.model_fields)
+        return f"unknown config field '{where}'; valid fields here: {known}"
+    message = f"invalid config value for '{where}': {first['msg']}"
+    if where:
+        message += f" (got {first.get('input')!r})"
+    return message
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -161,8 +195,13 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config path {path} is a folder; pass a YAML file") from None
+    except OSError as error:
+        raise ConfigError(f"cannot read config file {path}: {error.strerror}") from None
     except (yaml.YAMLError, UnicodeDecodeError) as error:
-        raise ConfigError(f"config file {path} is not valid YAML: {error}") from None
+        first_line = str(error).splitlines()[0]
+        raise ConfigError(f"config file {path} is not valid YAML: {first_line}") from None
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):

@@ -37,5 +37,5 @@ class DataError(MetarecError):
             location += ": "
         text = f"{location}{message}"
         if fix:
-            text += f". {fix}"
+            text += f". {fix[0].upper()}{fix[1:]}"
         super().__init__(text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ from metarec.data.loaders import load_interactions
 from metarec.errors import DataError
 from metarec.recommender import mask_shown, top_k
 from metarec.session import CLICK, HISTORY, SKIP, Session
+
+logger = logging.getLogger(__name__)
 
 FEEDBACK_KEYS = (("items", HISTORY), ("clicks", CLICK), ("skips", SKIP))
 
@@ -36,16 +39,23 @@ def read_histories(
     """
     if not path.is_file():
         raise DataError("user history file not found", path=path, fix="check the path")
+    dropped: list[str] = []
     if path.suffix.lower() in {".jsonl", ".json", ".ndjson"}:
-        users = _read_jsonl(path, item_index, ignore_unknown)
+        users = _read_jsonl(path, item_index, dropped if ignore_unknown else None)
     else:
-        users = _read_table(path, item_index, ignore_unknown)
+        users = _read_table(path, item_index, dropped if ignore_unknown else None)
+    if dropped:
+        logger.warning(
+            "dropped %d unknown item ids from %s (first: %s)", len(dropped), path, dropped[0]
+        )
     if not users:
         raise DataError("no user histories found", path=path, fix="add at least one user")
     return users
 
 
-def _read_jsonl(path: Path, item_index: dict[str, int], ignore_unknown: bool) -> list[UserHistory]:
+def _read_jsonl(
+    path: Path, item_index: dict[str, int], dropped: list[str] | None
+) -> list[UserHistory]:
     users = []
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -58,12 +68,12 @@ def _read_jsonl(path: Path, item_index: dict[str, int], ignore_unknown: bool) ->
             record = json.loads(line)
         except json.JSONDecodeError as error:
             raise DataError(f"invalid JSON: {error.msg}", path=path, line=number) from None
-        users.append(_parse_record(record, path, number, item_index, ignore_unknown))
+        users.append(_parse_record(record, path, number, item_index, dropped))
     return users
 
 
 def _parse_record(
-    record: Any, path: Path, line: int, item_index: dict[str, int], ignore_unknown: bool
+    record: Any, path: Path, line: int, item_index: dict[str, int], dropped: list[str] | None
 ) -> UserHistory:
     if not isinstance(record, dict) or "user_id" not in record or "items" not in record:
         raise DataError(
@@ -80,7 +90,7 @@ def _parse_record(
         values = record.get(key, [])
         if not isinstance(values, list):
             raise DataError(f'"{key}" must be a list of item ids', path=path, line=line)
-        indices = _to_indices(values, item_index, path, line, ignore_unknown)
+        indices = _to_indices(values, item_index, path, line, dropped)
         items.extend(indices)
         feedback.extend([kind] * len(indices))
     session = Session(np.array(items, dtype=np.int64), np.array(feedback, dtype=np.int64))
@@ -92,15 +102,17 @@ def _to_indices(
     item_index: dict[str, int],
     path: Path,
     line: int | None,
-    ignore_unknown: bool,
+    dropped: list[str] | None,
 ) -> list[int]:
+    """Map item ids to indices; unknown ids go to ``dropped`` or, when it is None, raise."""
     indices = []
     for value in values:
         if isinstance(value, (dict, list)) or value is None:
             raise DataError(f"item id {value!r} must be a string or a number", path=path, line=line)
         index = item_index.get(str(value))
         if index is None:
-            if ignore_unknown:
+            if dropped is not None:
+                dropped.append(str(value))
                 continue
             raise DataError(
                 f"unknown item id {str(value)!r}: the model was not trained on it",
@@ -112,11 +124,13 @@ def _to_indices(
     return indices
 
 
-def _read_table(path: Path, item_index: dict[str, int], ignore_unknown: bool) -> list[UserHistory]:
+def _read_table(
+    path: Path, item_index: dict[str, int], dropped: list[str] | None
+) -> list[UserHistory]:
     frame = load_interactions(path, fmt="table")
     users = []
     for user_id, group in frame.groupby("user", sort=False):
-        indices = _to_indices(list(group["item"]), item_index, path, None, ignore_unknown)
+        indices = _to_indices(list(group["item"]), item_index, path, None, dropped)
         users.append(
             UserHistory(str(user_id), Session.from_history(np.array(indices, dtype=np.int64)))
         )

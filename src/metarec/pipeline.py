@@ -14,9 +14,10 @@ import numpy as np
 from metarec.baselines.tuning import fit_baselines
 from metarec.checkpoint import save_checkpoint
 from metarec.config import ProtocolConfig, RunConfig
-from metarec.data.dataset import load_dataset
+from metarec.data.dataset import load_dataset, looks_like_path
 from metarec.data.interactions import InteractionLog
 from metarec.data.splits import UserSplit, split_users
+from metarec.errors import ConfigError, DataError
 from metarec.evaluation.protocols import evaluate_fewshot, evaluate_interactive
 from metarec.evaluation.report import write_report
 from metarec.evaluation.timing import time_single_user_scoring
@@ -86,14 +87,64 @@ def dataset_summary(log: InteractionLog, split: UserSplit) -> dict[str, Any]:
     }
 
 
+RUN_MARKERS = ("model.json", "metrics.json")
+
+
+def check_output_folder(out_dir: Path) -> Path:
+    """Return ``out_dir`` as an absolute path, or raise if replacing it could lose data.
+
+    A run replaces its output folder as a whole, so the folder must be new,
+    empty, or the output of an earlier run; it must also not contain the
+    working directory.
+    """
+    target = out_dir.expanduser().resolve()
+    if target.exists() and not target.is_dir():
+        raise ConfigError(f"output path {out_dir} is a file; pass a folder with --out")
+    if target == Path.cwd().resolve() or target in Path.cwd().resolve().parents:
+        raise ConfigError(
+            f"output folder {out_dir} contains the working directory; pass a new folder"
+        )
+    holds_run = any((target / marker).is_file() for marker in RUN_MARKERS)
+    if target.is_dir() and any(target.iterdir()) and not holds_run:
+        raise ConfigError(
+            f"output folder {out_dir} is not empty and holds no earlier metarec run; "
+            "pass a new or empty folder with --out"
+        )
+    return target
+
+
+def resolve_data_paths(config: RunConfig) -> None:
+    """Store the dataset path and data folder as absolute paths, so config.yaml works anywhere."""
+    dataset = Path(config.data.dataset).expanduser()
+    if dataset.exists() and (looks_like_path(config.data.dataset) or config.data.data_dir is None):
+        config.data.dataset = str(dataset.resolve())
+    if config.data.data_dir is not None:
+        config.data.data_dir = config.data.data_dir.expanduser().resolve()
+
+
+def check_split(split: UserSplit) -> None:
+    """Raise when a part of the user split is empty: nothing could be trained, tuned or scored."""
+    sizes = {"training": split.train.size, "validation": split.valid.size, "test": split.test.size}
+    empty = [name for name, size in sizes.items() if size == 0]
+    if empty:
+        counts = ", ".join(f"{size} {name}" for name, size in sizes.items())
+        raise DataError(
+            f"the user split has no {' and no '.join(empty)} users ({counts})",
+            fix="use a dataset with more users, or lower data.min_user_interactions",
+        )
+
+
 def run(config: RunConfig, out_dir: Path, reporter: Reporter | None = None) -> dict[str, Any]:
     """Run the main job and write every output into ``out_dir``; return the metrics."""
     reporter = reporter or SilentReporter()
     resolve_device(config.device)
+    out_dir = check_output_folder(out_dir)
+    resolve_data_paths(config)
     timer = Timer()
     started = time.perf_counter()
     log = load_dataset(config.data)
     split = split_users(log)
+    check_split(split)
     logger.info(
         "%s: %d users (%d train, %d validation, %d test), %d items, %d interactions",
         log.name,

@@ -13,8 +13,8 @@ from metarec.session import Session
 class Recommender(ABC):
     """Scores every item of the catalog for a batch of user sessions.
 
-    Subclasses implement :meth:`score`; :meth:`recommend` removes the items a
-    session already holds and returns the best ``k`` item indices.
+    Subclasses implement :meth:`score`. :meth:`recommend` removes the items
+    already in a session and returns the best ``k`` item indices.
     """
 
     name: str = "recommender"

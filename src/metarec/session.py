@@ -1,4 +1,4 @@
-"""What a recommender knows about one user: a chronological list of feedback tokens."""
+"""The input of a recommender for one user: a chronological list of feedback tokens."""
 
 from __future__ import annotations
 

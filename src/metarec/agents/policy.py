@@ -23,7 +23,7 @@ class SlatePolicy(nn.Module):
     ``head(h) . o_i + b_i`` with an output embedding ``o`` kept apart from the
     input one (tying them forces every item to score its own neighbours
     highest, which trains far slower here), and a bias ``b`` that lets the
-    policy fall back on popularity when ``h`` says little.
+    policy fall back on popularity when ``h`` carries little evidence.
     A value head estimates the return from the same state for REINFORCE.
     """
 

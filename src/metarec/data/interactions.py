@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -52,6 +53,15 @@ class InteractionLog:
     @cached_property
     def item_index(self) -> dict[str, int]:
         return {item_id: i for i, item_id in enumerate(self.item_ids)}
+
+    def fingerprint(self) -> str:
+        """Return a SHA-1 digest of the ids and interactions, to tell two logs apart."""
+        digest = hashlib.sha1()
+        digest.update("\x1f".join(self.user_ids).encode())
+        digest.update("\x1e".join(self.item_ids).encode())
+        digest.update(np.ascontiguousarray(self.indptr, dtype=np.int64).tobytes())
+        digest.update(np.ascontiguousarray(self.items, dtype=np.int64).tobytes())
+        return digest.hexdigest()
 
     def to_csr(self, users: np.ndarray | None = None) -> sp.csr_matrix:
         """Build a binary user x item matrix; rows of users not in ``users`` stay empty."""

@@ -437,7 +437,7 @@ def _raise_undecodable(file: Path, encoding: str, error: UnicodeDecodeError) -> 
         f"cannot decode the line as {encoding}",
         path=file,
         line=_find_undecodable_line(file, encoding),
-        fix="Re-save the file as UTF-8, or pass the encoding of a table file",
+        fix="Re-save the file as UTF-8",
     ) from error
 
 
@@ -502,7 +502,7 @@ def _guess_columns(header: list[str], path: Path, sep: str | None, line: int | N
             f"{list(_COLUMN_ALIASES['user'])} and one of {list(_COLUMN_ALIASES['item'])}",
             path=path,
             line=line,
-            fix="Rename the columns or pass a ColumnMap",
+            fix="Rename the columns, or map them with data.columns (--set data.columns.user=NAME)",
         )
     return ColumnMap(**found)
 
@@ -530,7 +530,7 @@ def _raise_if_one_column(header: list[str], path: Path, sep: str | None, line: i
         f"{_separator_hint(path)}",
         path=path,
         line=line,
-        fix="Pass the separator the file uses",
+        fix="Set the separator the file uses with --set data.separator=';'",
     )
 
 
@@ -540,7 +540,7 @@ def _separator_from_extension(file: Path) -> str:
         raise DataError(
             f"cannot infer the separator from extension {file.suffix!r}",
             path=file,
-            fix="Use .csv, .tsv or .parquet, or pass the separator",
+            fix="Use .csv, .tsv or .parquet, or set data.separator",
         )
     return sep
 

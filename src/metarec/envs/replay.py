@@ -1,4 +1,4 @@
-"""Log-replay environment: a logged user answers slates with the items they really chose.
+"""Log-replay environment: a logged user clicks the slate items they really chose.
 
 One episode is one user task. The first K interactions are the history the
 agent starts from; the rest of the user's log is the set of items that count

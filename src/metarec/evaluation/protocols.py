@@ -1,7 +1,7 @@
 """The fewshot-v1 and interactive-v1 evaluation protocols.
 
 Both protocols cut each held-out user chronologically: the first K
-interactions are the support set (what the recommender is told) and all
+interactions are the support set (the input of the recommender) and all
 the rest is the query set (what counts as relevant). Every item of the
 catalog except the ones already shown is ranked: no negative sampling.
 """
@@ -96,10 +96,10 @@ def evaluate_interactive(
 ) -> InteractiveResult:
     """Score ``recommender`` under interactive-v1.
 
-    Each user starts from the first ``shots`` interactions; for ``rounds``
-    rounds the recommender shows ``slate_size`` unseen items, the ones in the
-    query set are clicks, and it observes clicks and skips before the next
-    round. Interactive recall is total clicks / ``min(|query|, rounds * slate_size)``.
+    Each user starts from the first ``shots`` interactions. For ``rounds``
+    rounds the recommender shows ``slate_size`` unseen items. The ones in the
+    query set are clicks, and the recommender observes clicks and skips before
+    the next round. Interactive recall is total clicks / ``min(|query|, rounds * slate_size)``.
     """
     tasks = fewshot_tasks(log, users, shots)
     skipped = len(users) - len(tasks)
@@ -110,7 +110,7 @@ def evaluate_interactive(
     if shots + rounds * slate_size > log.n_items:
         raise ConfigError(
             f"interactive-v1 shows {shots} + {rounds} x {slate_size} items per user but the "
-            f"catalog holds only {log.n_items}; lower protocol.rounds or protocol.slate_size"
+            f"catalog contains only {log.n_items}; lower protocol.rounds or protocol.slate_size"
         )
     clicks = run_interactive_episodes(recommender, log, tasks, rounds, slate_size)
     sizes = np.array([task.query.shape[0] for task in tasks])

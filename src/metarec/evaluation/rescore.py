@@ -41,6 +41,13 @@ def rescore_run(
             path=run_dir,
             fix="point --data-dir at the data the run was trained on",
         )
+    if checkpoint.metadata.get("data_fingerprint") not in (None, log.fingerprint()):
+        raise DataError(
+            f"the dataset ({log.n_users} users, {log.n_interactions} interactions) differs from "
+            "the one the checkpoint was trained on",
+            path=run_dir,
+            fix="point --data-dir at the data the run was trained on",
+        )
     split = split_users(log)
     models: dict[str, Recommender] = {AGENT_NAME: checkpoint.agent}
     if with_baselines:

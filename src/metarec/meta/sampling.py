@@ -22,9 +22,9 @@ class SessionSampler:
     """Draws support sets from training users, optionally followed by simulated slates.
 
     A share ``1 - subset_fraction`` of the support sets are a user's first K
-    interactions (the cut used at evaluation); the others are K interactions
-    drawn at random from the whole history, kept in time order, so the policy
-    cannot memorise one support set per training user. The targets are all of
+    interactions, the cut used at evaluation. The others are K interactions
+    drawn at random from the whole history and kept in time order. They stop
+    the policy from memorising one support set per training user. The targets are all of
     the user's items that the session does not hold.
     With probability ``feedback_fraction`` the session also carries 1 to
     ``rounds`` slates: clicked items are drawn from the targets, skipped items

@@ -45,10 +45,12 @@ def resolve_device(name: str) -> torch.device:
     """Return the torch device, or raise a ConfigError that says what is available."""
     try:
         device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"unknown device '{name}'; use cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device '{name}' requested but CUDA is not available; use --device cpu")
+        torch.empty(1, device=device)
+    except (RuntimeError, AssertionError, ValueError) as error:
+        reason = str(error).splitlines()[0][:120] if str(error) else type(error).__name__
+        raise ConfigError(
+            f"device '{name}' is not usable here ({reason}); use cpu, or cuda:N on a CUDA machine"
+        ) from None
     return device
 
 

@@ -35,8 +35,8 @@ def ratio_row(label: str, values: dict[str, float]) -> str:
     baselines = {name: value for name, value in values.items() if name != AGENT}
     best_name = max(baselines, key=lambda name: baselines[name])
     ratio = values[AGENT] / baselines[best_name] if baselines[best_name] > 0 else float("nan")
-    cells = "  ".join(f"{values[name]:.4f}" for name in values)
-    return f"{label:<22}{cells}   {ratio:5.3f} (best baseline {best_name})"
+    cells = "  ".join(f"{values[name]:8.4f}" for name in values)
+    return f"{label:<24}{cells}   {ratio:5.3f} (best baseline {best_name})"
 
 
 def main() -> None:
@@ -52,8 +52,8 @@ def main() -> None:
     interactive = results["protocols"]["interactive-v1"]
     models = list(fewshot)
     print(
-        f"{'metric':<22}"
-        + "  ".join(f"{name:>6}"[:6] for name in models)
+        f"{'metric':<24}"
+        + "  ".join(f"{name[:8]:>8}" for name in models)
         + "   agent / best baseline"
     )
     for shots in sorted(fewshot[AGENT], key=int):

@@ -28,7 +28,11 @@ EXIT_USAGE = 2
 def _setup_logging(quiet: bool, verbose: bool = False) -> None:
     from rich.logging import RichHandler
 
-    level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
+    level = logging.INFO
+    if quiet:
+        level = logging.WARNING
+    elif verbose:
+        level = logging.DEBUG
     from rich.console import Console
 
     # Logs go to stderr so that stdout carries only results (JSONL of `recommend`).

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 
 from metarec.data.interactions import InteractionLog
 from metarec.session import Session
@@ -43,6 +44,7 @@ class SessionSampler:
         rounds: int,
         slate_size: int,
         subset_fraction: float = 0.5,
+        neighbors: np.ndarray | None = None,
     ) -> None:
         self.log = log
         self.users = users[log.user_lengths()[users] > 1]
@@ -50,6 +52,7 @@ class SessionSampler:
             raise ValueError("no training user has two or more interactions")
         self.max_shots = max_shots
         self.subset_fraction = subset_fraction
+        self.neighbors = neighbors
         self.feedback_fraction = feedback_fraction
         self.rounds = rounds
         self.slate_size = slate_size
@@ -83,7 +86,7 @@ class SessionSampler:
                 break
             clicks = min(int(rng.binomial(self.slate_size, click_rate)), remaining.size - 1)
             clicked = rng.choice(remaining, size=clicks, replace=False)
-            skipped = self._draw_skips(sequence, session.items, self.slate_size - clicks, rng)
+            skipped = self._draw_skips(sequence, session, self.slate_size - clicks, rng)
             slate = np.concatenate([clicked, skipped])
             is_click = np.arange(slate.size) < clicks
             order = rng.permutation(slate.size)
@@ -91,13 +94,33 @@ class SessionSampler:
         return session
 
     def _draw_skips(
-        self, sequence: np.ndarray, shown: np.ndarray, count: int, rng: np.random.Generator
+        self, sequence: np.ndarray, session: Session, count: int, rng: np.random.Generator
     ) -> np.ndarray:
+        """Draw items the user did not choose: half popular items, half neighbours of the session.
+
+        A recommender shows popular items and items close to what the user
+        chose, so those are the items a real user skips.
+        """
         if count == 0:
             return np.zeros(0, dtype=np.int64)
-        draws = rng.choice(
-            self.item_probabilities.size, size=4 * count + 8, p=self.item_probabilities
-        )
-        draws = draws[~np.isin(draws, sequence) & ~np.isin(draws, shown)]
+        size = 4 * count + 8
+        draws = rng.choice(self.item_probabilities.size, size=size, p=self.item_probabilities)
+        if self.neighbors is not None:
+            anchors = rng.choice(session.positives(), size=size)
+            columns = rng.integers(0, self.neighbors.shape[1], size=size)
+            close = self.neighbors[anchors, columns]
+            draws = np.where(rng.random(size) < 0.5, close, draws)
+        draws = draws[~np.isin(draws, sequence) & ~np.isin(draws, session.items)]
         _, first = np.unique(draws, return_index=True)
         return draws[np.sort(first)][:count].astype(np.int64)
+
+
+def item_neighbors(train_matrix: sp.csr_matrix, count: int = 50) -> np.ndarray:
+    """Return the ``count`` items with the highest cosine similarity to each item, any order."""
+    matrix = sp.csr_matrix(train_matrix, dtype=np.float32)
+    cooccurrence = np.asarray((matrix.T @ matrix).todense(), dtype=np.float32)
+    norms = np.sqrt(np.diag(cooccurrence)).clip(min=1.0)
+    similarity = cooccurrence / norms[:, None] / norms[None, :]
+    np.fill_diagonal(similarity, -1.0)
+    count = min(count, similarity.shape[0] - 1)
+    return np.argpartition(-similarity, count - 1, axis=1)[:, :count].astype(np.int64)

@@ -19,7 +19,7 @@ from metarec.evaluation.selection import validation_score
 from metarec.meta.maml import fomaml
 from metarec.meta.pretrain import pretrain
 from metarec.meta.reinforce import meta_rl
-from metarec.meta.sampling import SessionSampler
+from metarec.meta.sampling import SessionSampler, item_neighbors
 from metarec.progress import Reporter, SilentReporter
 
 logger = logging.getLogger(__name__)
@@ -65,7 +65,8 @@ def train_agent(
     seed_everything(config.seed)
     device = resolve_device(config.device)
     policy = SlatePolicy(log.n_items, config.model).to(device)
-    counts = np.asarray(log.to_csr(split.train).sum(axis=0)).ravel()
+    train_matrix = log.to_csr(split.train)
+    counts = np.asarray(train_matrix.sum(axis=0)).ravel()
     policy.init_output_bias(counts)
     protocol = config.protocol
     sampler = SessionSampler(
@@ -76,6 +77,7 @@ def train_agent(
         config.pretrain.feedback_fraction,
         protocol.rounds,
         protocol.slate_size,
+        neighbors=item_neighbors(train_matrix),
     )
     no_adapt = AdaptConfig(steps=0)
 

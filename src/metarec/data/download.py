@@ -202,6 +202,8 @@ def _download(url: str, destination: Path) -> None:
     logger.info("Downloading %s", url)
     fix = f"Check the URL and ${DOWNLOAD_BASE_URL_ENV}, or download the archive by hand"
     try:
+        # NOTE: the timeout bounds each read, not the whole download, so a server that
+        # trickles bytes can hold a run for longer than _TIMEOUT_S.
         with urllib.request.urlopen(url, timeout=_TIMEOUT_S) as response:
             size = _copy_stream(response, destination)
     except urllib.error.HTTPError as error:

@@ -94,7 +94,7 @@ def check_output_folder(out_dir: Path) -> Path:
     """Return ``out_dir`` as an absolute path, or raise if replacing it could lose data.
 
     A run replaces its output folder as a whole, so the folder must be new,
-    empty, or the output of an earlier run; it must also not contain the
+    empty, or the output of an earlier run. It must also not contain the
     working directory.
     """
     target = out_dir.expanduser().resolve()
@@ -107,7 +107,7 @@ def check_output_folder(out_dir: Path) -> Path:
     holds_run = any((target / marker).is_file() for marker in RUN_MARKERS)
     if target.is_dir() and any(target.iterdir()) and not holds_run:
         raise ConfigError(
-            f"output folder {out_dir} is not empty and holds no earlier metarec run; "
+            f"output folder {out_dir} is not empty and contains no earlier metarec run; "
             "pass a new or empty folder with --out"
         )
     return target

@@ -42,7 +42,7 @@ def seed_everything(seed: int) -> None:
 
 
 def resolve_device(name: str) -> torch.device:
-    """Return the torch device, or raise a ConfigError that says what is available."""
+    """Return the torch device, or raise a ConfigError naming the device and the alternatives."""
     try:
         device = torch.device(name)
         torch.empty(1, device=device)

@@ -191,7 +191,7 @@ def test_evaluate_rejects_other_data(run_dir: Path, shared_data_dir: Path, tmp_p
     lines = source.read_text().splitlines()
     other = tmp_path / "data" / "ml-100k"
     other.mkdir(parents=True)
-    kept = [lines[0]] + [line for line in lines[1:] if not line.startswith("1\t")]
-    (other / "ml-100k.inter").write_text("\n".join(kept) + "\n")
+    without_user_1 = [lines[0]] + [line for line in lines[1:] if not line.startswith("1\t")]
+    (other / "ml-100k.inter").write_text("\n".join(without_user_1) + "\n")
     result = metarec("evaluate", run_dir, "--data-dir", tmp_path / "data", "--quiet")
     assert_user_error(result, "differs")

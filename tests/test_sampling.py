@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from metarec.meta.sampling import SessionSampler, item_neighbors
+from metarec.meta.sampling import SessionSampler, SupervisedSample, item_neighbors
 from metarec.session import CLICK, HISTORY, SKIP
 
 
@@ -38,22 +38,21 @@ def make_sampler(build_log, neighbors: bool) -> SessionSampler:
     )
 
 
-def test_sample_targets_exclude_session(build_log) -> None:
+def draw_samples(build_log, seed: int) -> list[tuple[SupervisedSample, np.ndarray]]:
+    """Return one sample per user 0..9 with that user's full item sequence."""
     sampler = make_sampler(build_log, neighbors=True)
-    rng = np.random.default_rng(0)
-    for user in range(10):
-        sample = sampler.sample(user, rng)
-        sequence = sampler.log.user_items(user)
+    rng = np.random.default_rng(seed)
+    return [(sampler.sample(user, rng), sampler.log.user_items(user)) for user in range(10)]
+
+
+def test_sample_targets_exclude_session(build_log) -> None:
+    for sample, sequence in draw_samples(build_log, seed=0):
         assert not np.isin(sample.targets, sample.session.items).any()
         assert np.isin(sample.targets, sequence).all()
 
 
 def test_sample_feedback_matches_history(build_log) -> None:
-    sampler = make_sampler(build_log, neighbors=True)
-    rng = np.random.default_rng(1)
-    for user in range(10):
-        sample = sampler.sample(user, rng)
-        sequence = sampler.log.user_items(user)
+    for sample, sequence in draw_samples(build_log, seed=1):
         feedback = sample.session.feedback
         items = sample.session.items
         assert (feedback[0] == HISTORY).all()

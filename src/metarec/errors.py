@@ -1,7 +1,7 @@
 """Exceptions that carry a message a user can act on.
 
 The CLI prints any :class:`MetarecError` as one line and exits with status 2,
-so every raise site should name the offending value and say how to fix it.
+so every raise site should name the offending value and the fix.
 """
 
 from __future__ import annotations

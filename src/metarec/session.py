@@ -28,7 +28,7 @@ class Session:
         return cls(items, np.full(items.shape[0], HISTORY, dtype=np.int64))
 
     def with_slate(self, slate: np.ndarray, clicked: np.ndarray) -> Session:
-        """Return a new session that also holds one shown slate and its clicks."""
+        """Return a new session that also contains one shown slate and its clicks."""
         slate = np.asarray(slate, dtype=np.int64)
         feedback = np.where(np.asarray(clicked, dtype=bool), CLICK, SKIP).astype(np.int64)
         return Session(

@@ -32,24 +32,16 @@ class SlatePolicy(nn.Module):
         self.n_items = n_items
         self.config = config
         dim = config.dim
+
+        # Token embeddings: item, feedback type and position are summed.
         self.item_embedding = nn.Embedding(n_items + 1, dim, padding_idx=n_items)
         self.feedback_embedding = nn.Embedding(FEEDBACK_TYPES + 1, dim)
         self.position_embedding = nn.Embedding(config.max_tokens + 1, dim)
         self.summary_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.input_dropout = nn.Dropout(config.dropout)
-        self.encoder: nn.Module
-        if config.encoder == "transformer":
-            layer = nn.TransformerEncoderLayer(
-                dim,
-                config.heads,
-                dim_feedforward=2 * dim,
-                dropout=config.dropout,
-                batch_first=True,
-                norm_first=True,
-            )
-            self.encoder = nn.TransformerEncoder(layer, config.layers, enable_nested_tensor=False)
-        else:
-            self.encoder = nn.GRU(dim, dim, num_layers=config.layers, batch_first=True)
+        self.encoder = _build_encoder(config)
+
+        # Read-out: pooled items plus the encoder summary make the user state.
         self.chosen_pool = nn.Linear(dim, dim)
         self.skipped_pool = nn.Linear(dim, dim)
         self.norm = nn.LayerNorm(dim)
@@ -58,6 +50,7 @@ class SlatePolicy(nn.Module):
         self.output_embedding = nn.Embedding(n_items, dim)
         self.output_bias = nn.Parameter(torch.zeros(n_items))
         self.value_head = nn.Sequential(nn.Linear(dim, dim), nn.Tanh(), nn.Linear(dim, 1))
+
         nn.init.normal_(self.item_embedding.weight, std=0.05)
         nn.init.normal_(self.output_embedding.weight, std=0.05)
         nn.init.normal_(self.summary_token, std=0.05)
@@ -132,3 +125,18 @@ class SlatePolicy(nn.Module):
 def _root_pool(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     weights = mask.unsqueeze(-1).to(values.dtype)
     return (values * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0).sqrt()
+
+
+def _build_encoder(config: ModelConfig) -> nn.Module:
+    """Return a pre-norm Transformer encoder or a GRU over ``config.dim``-wide tokens."""
+    if config.encoder == "gru":
+        return nn.GRU(config.dim, config.dim, num_layers=config.layers, batch_first=True)
+    layer = nn.TransformerEncoderLayer(
+        config.dim,
+        config.heads,
+        dim_feedforward=2 * config.dim,
+        dropout=config.dropout,
+        batch_first=True,
+        norm_first=True,
+    )
+    return nn.TransformerEncoder(layer, config.layers, enable_nested_tensor=False)

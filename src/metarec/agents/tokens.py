@@ -13,7 +13,7 @@ from metarec.session import FEEDBACK_TYPES, Session
 
 @dataclass
 class TokenBatch:
-    """Left-aligned token tensors; ``padding`` is true where a position holds no token."""
+    """Left-aligned token tensors; ``padding`` is true at positions without a token."""
 
     items: torch.Tensor
     feedback: torch.Tensor

@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 
 
 def dataset_path(config: DataConfig) -> Path:
-    """Return the folder or file that holds the interactions of ``config.dataset``.
+    """Return the folder or file that contains the interactions of ``config.dataset``.
 
     A value that names an existing path is used as it is; any other value is
     a dataset name looked up in ``data_dir``, ``$METAREC_DATA_DIR``, the user

@@ -1,8 +1,8 @@
 """Log-replay environment: a logged user clicks the slate items they really chose.
 
 One episode is one user task. The first K interactions are the history the
-agent starts from; the rest of the user's log is the set of items that count
-as clicks. Each step the agent shows a slate of unseen items and is rewarded
+agent starts from, and the rest of the user's log is the set of items that
+count as clicks. Each step the agent shows a slate of unseen items and is rewarded
 with the number of clicks.
 """
 

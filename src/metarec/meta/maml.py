@@ -48,9 +48,9 @@ def _readout_loss(
     states: torch.Tensor,
     items: torch.Tensor,
     targets: torch.Tensor,
-    shown: torch.Tensor,
+    shown_items: torch.Tensor,
 ) -> torch.Tensor:
-    return next_items_loss(readout_logits(params, states, items), targets, shown)
+    return next_items_loss(readout_logits(params, states, items), targets, shown_items)
 
 
 def _leave_one_out(session: Session) -> tuple[list[Session], list[np.ndarray]]:
@@ -81,10 +81,10 @@ def adapt_readout(policy: SlatePolicy, session: Session, steps: int, lr: float) 
             pack_sessions(sessions, policy.n_items, policy.config.max_tokens, device)
         )
     target = target_matrix(targets, policy.n_items, device)
-    shown = shown_mask(sessions, policy.n_items, device)
+    shown_items = shown_mask(sessions, policy.n_items, device)
     loss_grad = grad(_readout_loss)
     for _ in range(steps):
-        grads = loss_grad(params, states, items, target, shown)
+        grads = loss_grad(params, states, items, target, shown_items)
         params = {name: params[name] - lr * grads[name] for name in params}
     return params
 

@@ -129,12 +129,12 @@ def _rollout(
         sessions = [env.session for env in envs]
         batch = pack_sessions(sessions, policy.n_items, policy.config.max_tokens, device)
         logits, values = policy(batch)
-        shown = shown_mask(sessions, policy.n_items, device)
+        shown_items = shown_mask(sessions, policy.n_items, device)
         # The items the user still wants are the supervised target of this very state.
         targets = target_matrix([env.remaining_query() for env in envs], policy.n_items, device)
         targets = targets * alive[:, None]
-        episodes.supervised.append(next_items_loss(logits, targets, shown))
-        logits = logits.masked_fill(shown, MASKED_LOGIT) / config.temperature
+        episodes.supervised.append(next_items_loss(logits, targets, shown_items))
+        logits = logits.masked_fill(shown_items, MASKED_LOGIT) / config.temperature
         slates = sample_slate(logits, slate_size, generator)
         clicks = torch.zeros(len(envs), slate_size, device=device)
         for row, env in enumerate(envs):

@@ -41,9 +41,50 @@ class Checkpoint:
 
 
 def save_checkpoint(
-    folder: Path, agent: MetaRLAgent, config: RunConfig, log: InteractionLog
+    folder: Path,
+    agent: MetaRLAgent,
+    config: RunConfig,
+    log: InteractionLog,
+    *,
+    item_titles: dict[str, str] | None = None,
 ) -> None:
-    """Write the policy weights and the metadata needed to use them without the dataset."""
+    """Write the policy weights and the metadata needed to use them without the dataset.
+
+    ``item_titles`` (item id to title) is stored for the service's item search.
+    """
+    data = {
+        "dataset": log.name,
+        "n_items": log.n_items,
+        "data_fingerprint": log.fingerprint(),
+        "item_ids": list(log.item_ids),
+    }
+    extra = {} if item_titles is None else {"item_titles": item_titles}
+    _write_checkpoint(folder, agent, config, data, extra)
+
+
+def save_derived_checkpoint(
+    folder: Path, agent: MetaRLAgent, base: Checkpoint, extra: dict[str, Any]
+) -> None:
+    """Write an agent trained further from ``base``, with the same items, dataset and config.
+
+    ``extra`` adds fields to ``model.json``; the titles of ``base`` are kept.
+    """
+    keys = ("dataset", "n_items", "data_fingerprint", "item_ids")
+    data = {key: base.metadata[key] for key in keys if key in base.metadata}
+    data["item_ids"] = list(base.item_ids)
+    data["n_items"] = len(base.item_ids)
+    if "item_titles" in base.metadata:
+        extra = {"item_titles": base.metadata["item_titles"], **extra}
+    _write_checkpoint(folder, agent, base.config, data, extra)
+
+
+def _write_checkpoint(
+    folder: Path,
+    agent: MetaRLAgent,
+    config: RunConfig,
+    data: dict[str, Any],
+    extra: dict[str, Any],
+) -> None:
     state = {
         name: tensor.detach().cpu().contiguous()
         for name, tensor in agent.policy.state_dict().items()
@@ -53,11 +94,9 @@ def save_checkpoint(
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "metarec_version": __version__,
-        "dataset": log.name,
-        "n_items": log.n_items,
-        "data_fingerprint": log.fingerprint(),
-        "item_ids": list(log.item_ids),
+        **data,
         "config": config.model_dump(mode="json"),
+        **extra,
     }
     atomic_write_text(folder / METADATA_FILE, json.dumps(metadata, ensure_ascii=False))
 

@@ -1,4 +1,4 @@
-"""The ``metarec`` command line: run, evaluate, recommend."""
+"""The ``metarec`` command line: run, evaluate, recommend, serve, train."""
 
 from __future__ import annotations
 
@@ -228,6 +228,130 @@ def _recommend(
         sys.stdout.write(text)
     else:
         atomic_write_text(output, text)
+
+
+@app.command()
+def serve(
+    run_dir: Annotated[Path, typer.Argument(help="Folder written by `metarec run` or `train`.")],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port to listen on.")] = 8000,
+    db_url: Annotated[
+        str | None,
+        typer.Option(
+            help="SQLAlchemy URL of the event store; default sqlite:///RUN_DIR/events.db."
+        ),
+    ] = None,
+    api_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="File with one API key per line; default $METAREC_API_KEYS, comma separated."
+        ),
+    ] = None,
+    rating_threshold: Annotated[
+        float, typer.Option(help="A rating at least this is a positive interaction.")
+    ] = 3.0,
+    threads: Annotated[
+        int | None, typer.Option(min=1, help="torch CPU threads for scoring; default torch's.")
+    ] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Serve recommendations and record feedback events over HTTP (FastAPI on uvicorn)."""
+    _setup_logging(quiet)
+    _guard(lambda: _serve(run_dir, host, port, db_url, api_key_file, rating_threshold, threads))
+
+
+def _serve(
+    run_dir: Path,
+    host: str,
+    port: int,
+    db_url: str | None,
+    api_key_file: Path | None,
+    rating_threshold: float,
+    threads: int | None,
+) -> None:
+    import uvicorn
+
+    from metarec.serving.app import create_app
+    from metarec.serving.settings import ServiceSettings, load_api_keys
+    from metarec.serving.store import default_sqlite_url
+
+    _set_threads(threads)
+    settings = ServiceSettings(
+        run_dir=run_dir,
+        db_url=db_url or default_sqlite_url(run_dir),
+        api_keys=load_api_keys(api_key_file),
+        rating_threshold=rating_threshold,
+    )
+    service_app = create_app(settings)
+    logger.info("serving on http://%s:%d (API docs at /docs)", host, port)
+    uvicorn.run(service_app, host=host, port=port, access_log=False, log_level="warning")
+
+
+@app.command()
+def train(
+    resume: Annotated[
+        Path | None, typer.Option(help="Run folder whose checkpoint training continues from.")
+    ] = None,
+    events: Annotated[
+        str | None, typer.Option(help="SQLAlchemy URL of the event store to train on.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Folder for the new checkpoint; default RUN_DIR.vN.")
+    ] = None,
+    epochs: Annotated[int, typer.Option(min=1, help="Passes over the logged users.")] = 5,
+    lr: Annotated[float, typer.Option(min=0.0, help="AdamW learning rate.")] = 3e-4,
+    rating_threshold: Annotated[
+        float, typer.Option(help="A rating at least this is a positive interaction.")
+    ] = 3.0,
+    seed: Annotated[int, typer.Option(help="Seed of the sampled cuts and of torch.")] = 0,
+    device: Device = None,
+    quiet: Quiet = False,
+) -> None:
+    """Continue training a checkpoint on logged events and write a new model version."""
+    _setup_logging(quiet)
+    _guard(lambda: _train(resume, events, out, epochs, lr, rating_threshold, seed, device))
+
+
+def _train(
+    resume: Path | None,
+    events: str | None,
+    out: Path | None,
+    epochs: int,
+    lr: float,
+    rating_threshold: float,
+    seed: int,
+    device: str | None,
+) -> None:
+    from metarec.errors import ConfigError
+    from metarec.serving.retrain import ResumeSettings, resume_training
+
+    if resume is None:
+        raise ConfigError("train needs --resume RUN_DIR; train a new agent with `metarec run`")
+    if events is None:
+        raise ConfigError("train needs --events DB_URL, e.g. sqlite:///RUN_DIR/events.db")
+    settings = ResumeSettings(
+        epochs=epochs, lr=lr, rating_threshold=rating_threshold, seed=seed, device=device or "cpu"
+    )
+    summary = resume_training(resume, events, out, settings)
+    first, last = summary["history"][0], summary["history"][-1]
+    typer.echo(
+        f"trained on {summary['users']} users; held-out loss {_loss(first)} -> {_loss(last)}; "
+        f"model {summary['version']} in {summary['out']}"
+    )
+
+
+def _loss(record: dict[str, Any]) -> str:
+    value = record.get("heldout_loss")
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def _add_simulate() -> None:
+    from metarec.experiments.cli import simulate_app
+
+    app.add_typer(simulate_app, name="simulate")
+
+
+_add_simulate()
 
 
 if __name__ == "__main__":

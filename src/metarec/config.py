@@ -97,6 +97,9 @@ class PretrainConfig(_Section):
         0.5, ge=0, le=1, description="Share of samples that also carry simulated click/skip tokens."
     )
     patience: int = Field(8, ge=1, description="Epochs without validation gain before stopping.")
+    keep_best: bool = Field(
+        True, description="Keep the best validation epoch; false keeps the last epoch."
+    )
 
 
 class RLConfig(_Section):
@@ -116,6 +119,9 @@ class RLConfig(_Section):
         1.0, ge=0, description="Weight of the next-items loss on the states the rollouts visit."
     )
     eval_every: int = Field(10, ge=1)
+    keep_best: bool = Field(
+        True, description="Keep the best validation iteration; false keeps the last one."
+    )
 
 
 class AdaptConfig(_Section):
@@ -162,9 +168,9 @@ def load_config(path: Path | None = None, overrides: list[str] | None = None) ->
     """Build a :class:`RunConfig` from an optional YAML file and ``key.path=value`` overrides."""
     raw: dict[str, Any] = {}
     if path is not None:
-        raw = _read_yaml(path)
+        raw = read_yaml(path)
     for override in overrides or []:
-        _apply_override(raw, override)
+        apply_override(raw, override)
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as error:
@@ -190,7 +196,7 @@ def _describe(error: ValidationError) -> str:
     return message
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml(path: Path) -> dict[str, Any]:
     try:
         loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -209,7 +215,10 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return loaded
 
 
-def _apply_override(raw: dict[str, Any], override: str) -> None:
+def apply_override(
+    raw: dict[str, Any], override: str, model: type[BaseModel] | None = None
+) -> None:
+    """Set ``raw[a][b] = value`` for an override ``a.b=value`` of the fields of ``model``."""
     key, sep, value = override.partition("=")
     if not sep or not key:
         raise ConfigError(f"override '{override}' must look like section.field=value")
@@ -221,7 +230,7 @@ def _apply_override(raw: dict[str, Any], override: str) -> None:
             raise ConfigError(f"override '{override}': '{part}' is not a section")
         node = child
     parsed = yaml.safe_load(value) if value.strip() else None
-    if parsed is not None and not isinstance(parsed, str) and _is_text_field(parts):
+    if parsed is not None and not isinstance(parsed, str) and _is_text_field(parts, model):
         # YAML reads "2024" as a number and "a: b" as a mapping; a text field keeps the text.
         parsed = value.strip()
     node[parts[-1]] = parsed
@@ -230,9 +239,9 @@ def _apply_override(raw: dict[str, Any], override: str) -> None:
 _TEXT_ANNOTATIONS = (str, Path, str | None, Path | None)
 
 
-def _is_text_field(parts: list[str]) -> bool:
-    """Return whether the dotted path ``parts`` names a string or path field of RunConfig."""
-    model: type[BaseModel] = RunConfig
+def _is_text_field(parts: list[str], root: type[BaseModel] | None = None) -> bool:
+    """Return whether the dotted path ``parts`` names a string or path field of ``root``."""
+    model: type[BaseModel] = root or RunConfig
     for part in parts[:-1]:
         section = model.model_fields.get(part)
         if section is None or not isinstance(section.annotation, type):

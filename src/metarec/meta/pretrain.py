@@ -60,7 +60,10 @@ def pretrain(
                 logger.info("pretrain: early stop at epoch %d", epoch)
                 break
     reporter.finish("pretrain")
-    policy.load_state_dict(best_state)
+    if config.keep_best:
+        policy.load_state_dict(best_state)
+    else:
+        best = history[-1]
     logger.info(
         "pretrain: kept epoch %d (validation score %.4f)", int(best["epoch"]), best["score"]
     )

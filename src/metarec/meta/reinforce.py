@@ -16,22 +16,45 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
 from metarec.agents.policy import SlatePolicy
 from metarec.agents.tokens import pack_sessions, shown_mask
-from metarec.config import ProtocolConfig, RLConfig
-from metarec.data.interactions import InteractionLog
+from metarec.config import RLConfig
 from metarec.envs.replay import LoggedUserEnv
 from metarec.meta.losses import MASKED_LOGIT, next_items_loss, target_matrix
 from metarec.meta.slates import first_position_entropy, position_log_probs, sample_slate
 from metarec.progress import Reporter
+from metarec.session import Session
 
 logger = logging.getLogger(__name__)
+
+
+class EpisodeEnv(Protocol):
+    """What a rollout needs of an environment: log replay and simulators both provide it.
+
+    An environment may also offer ``allowed_mask()``, a bool ``(n_items,)``
+    array of the items a slate may hold now; otherwise every item not yet in
+    the session is allowed.
+    """
+
+    session: Session
+    rounds: int
+    slate_size: int
+
+    @property
+    def finished(self) -> bool: ...
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]: ...
+
+    def step(self, action: np.ndarray) -> tuple[Any, float, bool, bool, dict[str, Any]]: ...
 
 
 @dataclass
@@ -44,6 +67,7 @@ class EpisodeBatch:
     clicks: list[torch.Tensor] = field(default_factory=list)
     alive: list[torch.Tensor] = field(default_factory=list)
     supervised: list[torch.Tensor] = field(default_factory=list)
+    slates: list[torch.Tensor] = field(default_factory=list)
 
     def returns(self, gamma: float) -> torch.Tensor:
         """Return discounted returns ``(rounds, batch)``; finished episodes earn nothing."""
@@ -58,31 +82,20 @@ class EpisodeBatch:
 
 def meta_rl(
     policy: SlatePolicy,
-    log: InteractionLog,
-    train_users: np.ndarray,
+    envs: Sequence[EpisodeEnv],
     config: RLConfig,
-    protocol: ProtocolConfig,
-    max_shots: int,
     validate: Callable[[SlatePolicy], dict[str, float]],
     seed: int,
     reporter: Reporter,
 ) -> list[dict[str, float]]:
     """Improve the policy with policy gradients; keep the best weights on validation users.
 
-    The weights on entry count as the first candidate, so this stage never
-    returns a policy that validates worse than the pre-trained one.
+    ``envs`` holds one environment per episode of a batch (``config.batch_size``
+    of them); each iteration resets all of them with fresh seeds, so each
+    draws a new task. The weights on entry count as the first candidate, so
+    with ``config.keep_best`` this stage never returns a policy that
+    validates worse than the one it got.
     """
-    envs = [
-        LoggedUserEnv(
-            log,
-            train_users,
-            (1, max_shots),
-            protocol.slate_size,
-            protocol.rounds,
-            policy.config.max_tokens,
-        )
-        for _ in range(config.batch_size)
-    ]
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(policy.parameters(), lr=config.lr)
     history = [{"iteration": 0.0, "train_reward": float("nan"), **validate(policy)}]
@@ -90,7 +103,7 @@ def meta_rl(
     reporter.start("meta-rl", config.iterations)
     for iteration in range(1, config.iterations + 1):
         policy.train()
-        episodes = _rollout(policy, envs, config, protocol.slate_size, generator, seed + iteration)
+        episodes = rollout(policy, envs, config, generator, seed + iteration)
         loss, reward = _loss(episodes, config)
         optimizer.zero_grad()
         loss.backward()
@@ -105,36 +118,44 @@ def meta_rl(
                 best, best_state = record, copy.deepcopy(policy.state_dict())
         reporter.advance("meta-rl", **fields)
     reporter.finish("meta-rl")
-    policy.load_state_dict(best_state)
+    if config.keep_best:
+        policy.load_state_dict(best_state)
+    else:
+        best = history[-1]
     logger.info(
         "meta-rl: kept iteration %d (validation score %.4f)", int(best["iteration"]), best["score"]
     )
     return history
 
 
-def _rollout(
+def rollout(
     policy: SlatePolicy,
-    envs: list[LoggedUserEnv],
+    envs: Sequence[EpisodeEnv],
     config: RLConfig,
-    slate_size: int,
     generator: torch.Generator,
     seed: int,
 ) -> EpisodeBatch:
+    """Play one episode in every environment with slates sampled from the policy."""
     device = next(policy.parameters()).device
     for index, env in enumerate(envs):
         env.reset(seed=seed * len(envs) + index)
+    slate_size = envs[0].slate_size
     alive = torch.ones(len(envs), device=device)
     episodes = EpisodeBatch()
+    hindsight: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
     for _ in range(envs[0].rounds):
         sessions = [env.session for env in envs]
         batch = pack_sessions(sessions, policy.n_items, policy.config.max_tokens, device)
         logits, values = policy(batch)
-        shown_items = shown_mask(sessions, policy.n_items, device)
-        # The items the user still wants are the supervised target of this very state.
-        targets = target_matrix([env.remaining_query() for env in envs], policy.n_items, device)
-        targets = targets * alive[:, None]
-        episodes.supervised.append(next_items_loss(logits, targets, shown_items))
-        logits = logits.masked_fill(shown_items, MASKED_LOGIT) / config.temperature
+        blocked = _blocked_items(envs, sessions, policy.n_items, device)
+        if all(isinstance(env, LoggedUserEnv) for env in envs):
+            # The items a logged user still wants are the supervised target of this very state.
+            queries = [env.remaining_query() for env in envs]  # type: ignore[attr-defined]
+            targets = target_matrix(queries, policy.n_items, device) * alive[:, None]
+            episodes.supervised.append(next_items_loss(logits, targets, blocked))
+        else:
+            hindsight.append((logits, blocked, alive.clone()))
+        logits = logits.masked_fill(blocked, MASKED_LOGIT) / config.temperature
         slates = sample_slate(logits, slate_size, generator)
         clicks = torch.zeros(len(envs), slate_size, device=device)
         for row, env in enumerate(envs):
@@ -142,12 +163,49 @@ def _rollout(
                 _, _, _, _, info = env.step(slates[row].cpu().numpy())
                 clicks[row] = torch.as_tensor(info["clicked"], dtype=clicks.dtype)
         episodes.log_probs.append(position_log_probs(logits, slates))
+        episodes.slates.append(slates)
         episodes.values.append(values)
         episodes.entropies.append(first_position_entropy(logits))
         episodes.clicks.append(clicks)
         episodes.alive.append(alive.clone())
         alive = alive * torch.tensor([0.0 if env.finished else 1.0 for env in envs], device=device)
+    if hindsight:
+        episodes.supervised = _hindsight_losses(hindsight, episodes, policy.n_items)
     return episodes
+
+
+def _blocked_items(
+    envs: Sequence[EpisodeEnv], sessions: list[Session], n_items: int, device: torch.device
+) -> torch.Tensor:
+    """Return a ``(batch, n_items)`` mask of items no slate may hold now."""
+    masks = [getattr(env, "allowed_mask", None) for env in envs]
+    if any(mask is None for mask in masks):
+        return shown_mask(sessions, n_items, device)
+    allowed = np.stack([mask() for mask in masks])  # type: ignore[misc]
+    return torch.from_numpy(~allowed).to(device)
+
+
+def _hindsight_losses(
+    states: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+    episodes: EpisodeBatch,
+    n_items: int,
+) -> list[torch.Tensor]:
+    """Return the next-items loss of each round against the items clicked in later rounds.
+
+    A simulated user has no logged future, so the supervised target of a
+    state is what the same user went on to click in this episode: observed
+    feedback only, never the simulator's parameters.
+    """
+    device = states[0][0].device
+    clicked_later = torch.zeros(states[0][0].shape[0], n_items, device=device)
+    losses: list[torch.Tensor] = []
+    for round_index in range(len(states) - 1, -1, -1):
+        logits, blocked, alive = states[round_index]
+        losses.append(next_items_loss(logits, clicked_later * alive[:, None], blocked))
+        slate = episodes.slates[round_index]
+        clicked_later = clicked_later.scatter_add(1, slate, episodes.clicks[round_index])
+        clicked_later = clicked_later.clamp(max=1.0)
+    return losses[::-1]
 
 
 def _loss(episodes: EpisodeBatch, config: RLConfig) -> tuple[torch.Tensor, float]:

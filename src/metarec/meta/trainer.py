@@ -14,6 +14,7 @@ from metarec.agents.policy import SlatePolicy
 from metarec.config import AdaptConfig, RunConfig
 from metarec.data.interactions import InteractionLog
 from metarec.data.splits import UserSplit
+from metarec.envs.replay import LoggedUserEnv
 from metarec.errors import ConfigError
 from metarec.evaluation.selection import validation_score
 from metarec.meta.maml import fomaml
@@ -86,17 +87,18 @@ def train_agent(
 
     rng = np.random.default_rng(config.seed)
     history = {"pretrain": pretrain(policy, sampler, config.pretrain, validate, rng, reporter)}
-    history["meta_rl"] = meta_rl(
-        policy,
-        log,
-        split.train,
-        config.rl,
-        protocol,
-        config.pretrain.max_shots,
-        validate,
-        config.seed,
-        reporter,
-    )
+    envs = [
+        LoggedUserEnv(
+            log,
+            split.train,
+            (1, config.pretrain.max_shots),
+            protocol.slate_size,
+            protocol.rounds,
+            config.model.max_tokens,
+        )
+        for _ in range(config.rl.batch_size)
+    ]
+    history["meta_rl"] = meta_rl(policy, envs, config.rl, validate, config.seed, reporter)
     if config.adapt.steps > 0 and config.adapt.meta_iterations > 0:
         history["maml"] = fomaml(
             policy,

@@ -1,0 +1,93 @@
+"""Adaptation: normalised score on held-out users, the agent against every baseline."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from metarec.experiments.common import (
+    AGENT_NAME,
+    Timer,
+    fidelity_lines,
+    play_policies,
+    score_policies,
+    score_record,
+    score_table,
+    test_tasks,
+    tuned_baselines,
+    write_experiment,
+)
+from metarec.experiments.plots import plot_per_step, plot_scores, plot_training_curves
+from metarec.progress import Reporter
+from metarec.simulation.agent import train_simulation_agent
+from metarec.simulation.config import SimulationConfig
+from metarec.simulation.policies import RecommenderPolicy, SimulationPolicy
+from metarec.simulation.tuning import as_policy, chosen_values
+from metarec.simulation.world import build_world
+
+logger = logging.getLogger(__name__)
+
+
+def run_adaptation(config: SimulationConfig, out_dir: Path, reporter: Reporter) -> dict[str, Any]:
+    """Train the agent and the baselines, then score all of them on test users' episodes."""
+    timer = Timer()
+    world = timer.measure("world_s", lambda: build_world(config))
+    training = timer.measure(
+        "agent_s", lambda: train_simulation_agent(world, config, reporter=reporter)
+    )
+    rl_steps = config.rl.iterations * config.rl.batch_size * config.episode.rounds
+    tuned = timer.measure(
+        "baselines_s", lambda: tuned_baselines(world, config, training.pretrained, reporter)
+    )
+    policies: dict[str, SimulationPolicy] = {AGENT_NAME: RecommenderPolicy(training.agent)}
+    policies.update({name: as_policy(model) for name, model in tuned.models.items()})
+    envs = world.envs(test_tasks(world, config), config.episode, config.model.max_tokens)
+    results = timer.measure("evaluation_s", lambda: play_policies(policies, envs, config.seed))
+    scores = score_policies(results, config.seed)
+
+    record: dict[str, Any] = {
+        "experiment": "adaptation",
+        "world": world.name,
+        "users": {part: len(tasks) for part, tasks in world.tasks.items()},
+        "fidelity": world.fidelity,
+        "scores": {name: score_record(score) for name, score in scores.items()},
+        "baseline_params": tuned.params,
+        "baseline_validation_return": tuned.validation_return,
+        "training": training.history,
+        "timings": timer.seconds,
+        "meta_rl_env_steps": rl_steps,
+    }
+    report = "\n".join(
+        [
+            f"# Adaptation on {world.name} simulated users",
+            "",
+            f"Test users: {len(envs.tasks)}, {config.episode.rounds} slates of "
+            f"{config.episode.slate_size}, reward {config.episode.reward}, users quit after "
+            f"{config.episode.patience} slates without a click.",
+            "",
+            *fidelity_lines(world),
+            "",
+            score_table(scores),
+            "",
+            "Baselines chosen on validation users:",
+            "",
+            *[f"- {line}" for line in chosen_values(tuned)],
+            "",
+            f"Time: {', '.join(f'{k[:-2]} {v:.1f}s' for k, v in timer.seconds.items())}.",
+            "",
+            "![scores](scores.png)",
+            "![per step](per_step.png)",
+            "![training](training.png)",
+            "",
+        ]
+    )
+    plots = {
+        "scores.png": lambda path: plot_scores(scores, path, f"{world.name}: test users"),
+        "per_step.png": lambda path: plot_per_step(
+            scores, path, f"{world.name}: normalised reward per step"
+        ),
+        "training.png": lambda path: plot_training_curves({AGENT_NAME: training.history}, path),
+    }
+    write_experiment(out_dir, config, record, report, plots)
+    return record

@@ -1,0 +1,199 @@
+"""Pieces every simulation experiment shares: baselines, evaluation, scores, outputs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from metarec.agents.policy import SlatePolicy
+from metarec.fileio import atomic_write_text, staged_folder
+from metarec.progress import Reporter
+from metarec.simulation.config import SimulationConfig
+from metarec.simulation.dqn import DQNConfig
+from metarec.simulation.policies import OraclePolicy, RandomPolicy, SimulationPolicy
+from metarec.simulation.runner import EpisodeResults, run_episodes
+from metarec.simulation.scoring import NormalisedScore, normalised_score
+from metarec.simulation.tuning import (
+    BanditGrid,
+    DQNTuning,
+    TunedBaselines,
+    tune_simulation_baselines,
+)
+from metarec.simulation.world import EnvFactory, SimulationWorld
+from metarec.tasks.task import Task
+
+logger = logging.getLogger(__name__)
+
+AGENT_NAME = "MetaRL"
+REFERENCE_POLICIES = ("random", "oracle")
+
+
+@dataclass
+class Timer:
+    """Wall-clock seconds per named phase of an experiment."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def measure(self, name: str, action: Callable[[], Any]) -> Any:
+        started = time.perf_counter()
+        result = action()
+        self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - started, 3)
+        return result
+
+
+def dqn_settings(config: SimulationConfig) -> DQNConfig:
+    """Return the DQN baseline's training settings, sized like the agent's meta-RL stage.
+
+    The DQN sees as many slates as meta-RL does: iterations x batch x rounds.
+    """
+    envs = 16
+    steps = config.baselines.dqn_steps or max(
+        config.rl.iterations * config.rl.batch_size * config.episode.rounds // envs, 50
+    )
+    return DQNConfig(steps=steps, envs=envs, eval_every=max(steps // 6, 1), device=config.device)
+
+
+def tuned_baselines(
+    world: SimulationWorld,
+    config: SimulationConfig,
+    pretrained: SlatePolicy,
+    reporter: Reporter,
+    *,
+    train_users: np.ndarray | None = None,
+    train_tasks: Sequence[Task] | None = None,
+) -> TunedBaselines:
+    """Fit every baseline on training users and tune it on validation episodes.
+
+    The DQN starts from the agent's pre-trained network, so it differs from
+    the agent only in how it is trained: pooled one-step transitions instead
+    of episodic meta-RL.
+    """
+    users = world.split.train if train_users is None else train_users
+    tasks = world.tasks["train"] if train_tasks is None else list(train_tasks)
+    valid_envs = world.envs(world.tasks["valid"], config.episode, config.model.max_tokens)
+    dqn = DQNTuning(
+        train_envs=world.envs(tasks, config.episode, config.model.max_tokens),
+        init=pretrained,
+        configs=(dqn_settings(config),),
+    )
+    grid = config.baselines
+    bandits = BanditGrid(
+        dims=tuple(grid.dims),
+        epsilons=tuple(grid.epsilons),
+        ridges=tuple(grid.ridges),
+        prior_strengths=tuple(grid.prior_strengths),
+        noises=tuple(grid.noises),
+        alphas=tuple(grid.alphas),
+    )
+    return tune_simulation_baselines(
+        world.log,
+        users,
+        valid_envs,
+        grid=bandits,
+        dqn=dqn,
+        seed=config.seed,
+        trials=config.baseline_trials,
+        reporter=reporter,
+    )
+
+
+def test_tasks(world: SimulationWorld, config: SimulationConfig) -> list[Task]:
+    """Return the held-out test tasks, capped at ``config.eval_users``."""
+    tasks = world.tasks["test"]
+    return tasks if config.eval_users is None else tasks[: config.eval_users]
+
+
+def play_policies(
+    policies: dict[str, SimulationPolicy], envs: EnvFactory, seed: int
+) -> dict[str, EpisodeResults]:
+    """Play every policy plus random and oracle on the same tasks and seed."""
+    everyone: dict[str, SimulationPolicy] = {
+        "random": RandomPolicy(seed),
+        "oracle": OraclePolicy(),
+        **policies,
+    }
+    return {name: run_episodes(policy, envs, seed=seed) for name, policy in everyone.items()}
+
+
+def score_policies(results: dict[str, EpisodeResults], seed: int) -> dict[str, NormalisedScore]:
+    """Return the normalised score of every policy that is not a reference."""
+    random, oracle = results["random"], results["oracle"]
+    return {
+        name: normalised_score(result, random, oracle, seed=seed)
+        for name, result in results.items()
+        if name not in REFERENCE_POLICIES
+    }
+
+
+def score_record(score: NormalisedScore) -> dict[str, Any]:
+    """Return a JSON-ready dict of a normalised score."""
+    return {
+        "score": score.score,
+        "low": score.low,
+        "high": score.high,
+        "mean_return": score.mean_return,
+        "random_return": score.random_return,
+        "oracle_return": score.oracle_return,
+        "users": score.users,
+        "confidence": score.confidence,
+        "per_step": _finite_list(score.per_step),
+        "per_step_low": _finite_list(score.per_step_low),
+        "per_step_high": _finite_list(score.per_step_high),
+    }
+
+
+def _finite_list(values: np.ndarray) -> list[float | None]:
+    return [float(value) if np.isfinite(value) else None for value in values]
+
+
+def score_table(scores: dict[str, NormalisedScore]) -> str:
+    """Return a Markdown table of normalised scores, best first."""
+    lines = [
+        "| policy | normalised score | 95% CI | mean return |",
+        "| --- | ---: | --- | ---: |",
+    ]
+    for name, score in sorted(scores.items(), key=lambda pair: -pair[1].score):
+        lines.append(
+            f"| {name} | {score.score:.3f} | [{score.low:.3f}, {score.high:.3f}] "
+            f"| {score.mean_return:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def fidelity_lines(world: SimulationWorld) -> list[str]:
+    """Return report lines on how far the simulator can be trusted."""
+    if world.fidelity is None:
+        return [
+            "The world is synthetic: the response model is the ground truth by construction.",
+        ]
+    figures = world.fidelity
+    return [
+        "Response model on held-out interactions of validation users (last 20% hidden): "
+        f"AUC {figures['model_auc']:.4f} (popularity {figures['popularity_auc']:.4f}), "
+        f"log-loss {figures['model_log_loss']:.5f} "
+        f"(popularity {figures['popularity_log_loss']:.5f}).",
+    ]
+
+
+def write_experiment(
+    out_dir: Path,
+    config: SimulationConfig,
+    results: dict[str, Any],
+    report: str,
+    plots: dict[str, Callable[[Path], None]],
+) -> None:
+    """Write config, results, report and plots into ``out_dir`` atomically."""
+    with staged_folder(out_dir) as staging:
+        atomic_write_text(staging / "config.yaml", config.to_yaml())
+        atomic_write_text(staging / "results.json", json.dumps(results, indent=2))
+        atomic_write_text(staging / "report.md", report)
+        for name, draw in plots.items():
+            draw(staging / name)
+    logger.info("wrote %s", out_dir)

@@ -1,0 +1,101 @@
+"""Figures of the simulation experiments."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from metarec.simulation.scoring import NormalisedScore
+
+
+def _save(figure: plt.Figure, path: Path) -> None:
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def plot_scores(scores: Mapping[str, NormalisedScore], path: Path, title: str) -> None:
+    """Plot each policy's normalised score as a bar with its confidence interval."""
+    ordered = sorted(scores.items(), key=lambda pair: pair[1].score)
+    names = [name for name, _ in ordered]
+    values = np.array([score.score for _, score in ordered])
+    errors = np.array(
+        [[score.score - score.low, score.high - score.score] for _, score in ordered]
+    ).T
+    figure, axes = plt.subplots(figsize=(6, 0.5 * len(names) + 1.5))
+    axes.barh(names, values, xerr=errors, capsize=3, color="tab:blue", alpha=0.8)
+    axes.axvline(0.0, color="grey", lw=0.8)
+    axes.axvline(1.0, color="grey", lw=0.8, ls="--")
+    axes.set_xlabel("normalised score (0 = random, 1 = oracle), 95% CI")
+    axes.set_title(title)
+    axes.grid(axis="x", alpha=0.3)
+    _save(figure, path)
+
+
+def plot_per_step(scores: Mapping[str, NormalisedScore], path: Path, title: str) -> None:
+    """Plot the normalised reward at each step of the episode with confidence bands."""
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for name, score in scores.items():
+        steps = np.arange(1, score.per_step.shape[0] + 1)
+        axes.plot(steps, score.per_step, marker=".", label=name)
+        axes.fill_between(steps, score.per_step_low, score.per_step_high, alpha=0.15)
+    axes.axhline(0.0, color="grey", lw=0.8)
+    axes.axhline(1.0, color="grey", lw=0.8, ls="--")
+    axes.set_xlabel("step of the episode (slate number)")
+    axes.set_ylabel("normalised reward at this step")
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    _save(figure, path)
+
+
+def plot_reward_curves(
+    curves: Mapping[str, np.ndarray], switch_step: int, path: Path, title: str
+) -> None:
+    """Plot mean reward per step for each policy with the preference switch marked."""
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for name, curve in curves.items():
+        style = "--" if name in ("oracle", "random") else "-"
+        axes.plot(np.arange(1, curve.shape[0] + 1), curve, style, marker=".", label=name)
+    axes.axvline(switch_step + 0.5, color="red", lw=1.0, label="preference switch")
+    axes.set_xlabel("step of the episode (slate number)")
+    axes.set_ylabel("mean reward per user")
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    _save(figure, path)
+
+
+def plot_training_curves(
+    histories: Mapping[str, Mapping[str, Sequence[Mapping[str, float]]]], path: Path
+) -> None:
+    """Plot validation (and training-task) return per pre-training epoch and meta-RL iteration."""
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    for label, history in histories.items():
+        for axes, stage, key in ((left, "pretrain", "epoch"), (right, "meta_rl", "iteration")):
+            records = history.get(stage, [])
+            if not records:
+                continue
+            x = [record[key] for record in records]
+            line = axes.plot(x, [r["score"] for r in records], marker="o", label=f"{label} valid")
+            if "train_return" in records[0]:
+                axes.plot(
+                    x,
+                    [r["train_return"] for r in records],
+                    ls="--",
+                    color=line[0].get_color(),
+                    label=f"{label} train",
+                )
+    left.set_xlabel("pre-training epoch")
+    right.set_xlabel("meta-RL iteration")
+    for axes in (left, right):
+        axes.set_ylabel("mean episode return")
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=8)
+    _save(figure, path)

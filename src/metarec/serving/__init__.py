@@ -1,0 +1,1 @@
+"""The recommendation service: FastAPI routes over a checkpoint and an event store."""

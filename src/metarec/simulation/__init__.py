@@ -1,0 +1,1 @@
+"""Policies, episode runners and experiments in simulated environments."""

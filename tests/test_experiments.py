@@ -1,0 +1,92 @@
+"""Simulation experiments end to end on a tiny synthetic world, and their statistics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from metarec.cli import app
+from metarec.experiments.shift import recovery_time
+from metarec.experiments.virtual import _gap_closed
+from metarec.simulation.config import load_simulation_config
+from metarec.simulation.runner import EpisodeResults
+
+TINY = Path(__file__).parent / "configs" / "tiny_simulation.yaml"
+
+pytestmark = pytest.mark.slow
+
+
+def _results(name: str, returns: np.ndarray) -> EpisodeResults:
+    rewards = np.stack([returns, np.zeros_like(returns)], axis=1)
+    users = returns.shape[0]
+    return EpisodeResults(
+        name,
+        np.arange(users),
+        0,
+        rewards,
+        rewards,
+        rewards.astype(np.int64),
+        np.ones_like(rewards, dtype=bool),
+        np.zeros(users, dtype=bool),
+    )
+
+
+def test_recovery_time_counts_steps_after_switch() -> None:
+    curve = np.array([2.0, 2.0, 2.0, 0.5, 1.0, 1.9, 2.0])
+    assert recovery_time(curve, 3) == 2.0
+
+
+def test_recovery_time_zero_without_drop() -> None:
+    assert recovery_time(np.array([1.0, 1.0, 1.0, 0.95, 1.0]), 3) == 0.0
+
+
+def test_recovery_time_infinite_when_never_back() -> None:
+    assert recovery_time(np.array([1.0, 1.0, 1.0, 0.2, 0.3]), 3) == float("inf")
+
+
+def test_gap_closed_halfway() -> None:
+    rng = np.random.default_rng(0)
+    few = rng.uniform(0, 1, 200)
+    results = {
+        "all real": _results("all real", few + 2.0),
+        "few real": _results("few real", few),
+        "few real + GAN": _results("few real + GAN", few + 1.0),
+    }
+    gap = _gap_closed(results, "few real + GAN", seed=0)
+    assert gap["gap_closed"] == pytest.approx(0.5)
+    assert gap["low"] == pytest.approx(0.5)
+    assert gap["high"] == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("experiment", ["adaptation", "shift", "virtual", "regularisation"])
+def test_experiment_writes_report(experiment: str, tmp_path: Path) -> None:
+    out = tmp_path / experiment
+    result = CliRunner().invoke(
+        app,
+        ["simulate", experiment, "--config", str(TINY), "--out", str(out), "--quiet"],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    for name in ("config.yaml", "results.json", "report.md"):
+        assert (out / name).is_file(), name
+    assert list(out.glob("*.png")), "no plot written"
+    record = json.loads((out / "results.json").read_text())
+    for name, score in record["scores"].items():
+        assert score["low"] <= score["score"] <= score["high"], name
+        assert score["oracle_return"] > score["random_return"], name
+    saved = load_simulation_config(out / "config.yaml")
+    assert saved.world.source == "synthetic"
+
+
+def test_shift_rejects_switch_outside_episode(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["simulate", "shift", "--config", str(TINY), "--out", str(tmp_path / "s"), "-q"]
+        + ["--set", "shift.step=40"],
+    )
+    assert result.exit_code == 2
+    assert "shift.step=40" in result.output

@@ -113,3 +113,10 @@ def test_run_with_adaptation_steps(shared_data_dir: Path, tmp_path: Path) -> Non
 def test_run_gru_encoder(shared_data_dir: Path, tmp_path: Path) -> None:
     results = run(tiny_config(shared_data_dir, "model.encoder=gru"), tmp_path / "gru")
     assert results["protocols"]["fewshot-v1"]["MetaRL"]["5"]["users"] > 0
+
+
+def test_run_saves_item_titles(first_run: Path) -> None:
+    metadata = json.loads((first_run / "model.json").read_text())
+    titles = metadata["item_titles"]
+    assert titles["50"].startswith("Star Wars")
+    assert set(titles) <= set(metadata["item_ids"])

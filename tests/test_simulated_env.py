@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import replace
+from typing import Any
 
 import gymnasium
 import numpy as np
@@ -14,7 +15,7 @@ from metarec.baselines.popularity import Popularity
 from metarec.envs.response import ResponseModel
 from metarec.envs.rewards import RewardModel
 from metarec.envs.simulated import SimulatedUserEnv
-from metarec.envs.synthetic import SyntheticWorld, make_synthetic_world
+from metarec.envs.synthetic import DriftKind, SyntheticWorld, make_synthetic_world
 from metarec.envs.vector import SimulatedUserVectorEnv
 from metarec.errors import ConfigError
 from metarec.session import CLICK, HISTORY, SKIP
@@ -30,10 +31,10 @@ def world() -> SyntheticWorld:
     return make_synthetic_world(40, N_ITEMS, 6, seed=0, history_length=3, log_length=8)
 
 
-def make_env(world: SyntheticWorld, **options: object) -> SimulatedUserEnv:
-    settings: dict[str, object] = {"slate_size": 4, "rounds": 5, "max_tokens": 12}
+def make_env(world: SyntheticWorld, **options: Any) -> SimulatedUserEnv:
+    settings: dict[str, Any] = {"slate_size": 4, "rounds": 5, "max_tokens": 12}
     settings.update(options)
-    return SimulatedUserEnv(world.response, world.tasks, **settings)  # type: ignore[arg-type]
+    return SimulatedUserEnv(world.response, world.tasks, **settings)
 
 
 def zero_attraction(world: SyntheticWorld) -> ResponseModel:
@@ -302,12 +303,16 @@ def test_recommender_policy_shows_allowed_items(world: SyntheticWorld) -> None:
     assert results.policy == "Popularity"
 
 
-def test_vector_env_matches_single_envs(world: SyntheticWorld) -> None:
+@pytest.mark.parametrize(("reward", "drift"), [("rating", "none"), ("revenue", "gradual")])
+def test_vector_env_matches_single_envs(reward: str, drift: DriftKind) -> None:
+    world = make_synthetic_world(
+        40, N_ITEMS, 6, seed=0, history_length=3, log_length=8, drift=drift, drift_step=2
+    )
     batch = 6
     vector = SimulatedUserVectorEnv(
-        world.response, world.tasks, batch, slate_size=4, rounds=5, max_tokens=12, reward="rating"
+        world.response, world.tasks, batch, slate_size=4, rounds=5, max_tokens=12, reward=reward
     )
-    singles = [make_env(world, reward="rating") for _ in range(batch)]
+    singles = [make_env(world, reward=reward) for _ in range(batch)]
     observations, info = vector.reset(seed=9)
     for user, env in enumerate(singles):
         single_observation, single_info = env.reset(seed=9 + user)
@@ -328,6 +333,33 @@ def test_vector_env_matches_single_envs(world: SyntheticWorld) -> None:
             np.testing.assert_array_equal(single[0]["feedback"], observations["feedback"][user])
         if all(env.finished for env in singles):
             break
+
+
+@pytest.mark.parametrize("drift", ["sudden", "gradual"])
+def test_vector_env_follows_drift(drift: DriftKind) -> None:
+    drifting = make_synthetic_world(8, 80, 5, seed=2, drift=drift, drift_step=1, drift_span=3)
+    vector = SimulatedUserVectorEnv(
+        drifting.response, drifting.tasks, 4, slate_size=3, rounds=6, patience=None
+    )
+    vector.reset(seed=0)
+    for step in range(5):
+        for user in range(4):
+            task = drifting.tasks[int(vector.task_index[user])]
+            np.testing.assert_allclose(vector.preferences()[user], task.preference_at(step))
+        vector.step(RandomPolicyVector.act(vector))
+
+
+def test_vector_env_partial_reset(world: SyntheticWorld) -> None:
+    vector = SimulatedUserVectorEnv(world.response, world.tasks, 3, slate_size=3)
+    vector.reset(seed=0, options={"task": [1, 2, 3]})
+    vector.step(RandomPolicyVector.act(vector))
+    mask = np.array([False, True, False])
+    observations, info = vector.reset(options={"reset_mask": mask, "task": 5})
+    np.testing.assert_array_equal(vector.step_index, [1, 0, 1])
+    np.testing.assert_array_equal(vector.task_index, [1, 5, 3])
+    np.testing.assert_array_equal(info["_task"], mask)
+    assert observations["length"][1] == 3
+    assert observations["length"][0] == 6
 
 
 def test_vector_env_oracle_values(world: SyntheticWorld) -> None:

@@ -12,6 +12,8 @@ from threadpoolctl import threadpool_limits
 
 from metarec.data.interactions import InteractionLog
 from metarec.data.items import genre_slices, read_item_genres
+from metarec.data.splits import split_users
+from metarec.envs.fit_response import fit_response_model
 from metarec.envs.response import ResponseModel
 from metarec.tasks.density import GaussianMixtureGenerator
 from metarec.tasks.generator import (
@@ -305,3 +307,24 @@ def test_virtual_tasks_reject_other_dimension() -> None:
     generator = GaussianMixtureGenerator(max_components=1).fit(model.user_factors[:, :3])
     with pytest.raises(ValueError, match=r"sampled shape \(5, 3\), but the response model needs"):
         virtual_tasks(generator, model, 5, 2, np.random.default_rng(0))
+
+
+# All kinds on a response model fit to ML-100K
+
+
+def test_tasks_from_fitted_ml100k_model(ml100k_log: InteractionLog, ml100k_raw_dir: Path) -> None:
+    model = fit_response_model(ml100k_log, dim=8, epochs=2, seed=0)
+    train = split_users(ml100k_log).train
+    rng = np.random.default_rng(0)
+    users = user_tasks(ml100k_log, model, train, (1, 20), rng)
+    assert len(users) == train.shape[0]
+    assert all(1 <= task.history.shape[0] <= 20 for task in users)
+    segments, labels = segment_tasks(model, train, n_segments=8, seed=0)
+    assert np.bincount(labels, minlength=8).min() > 0
+    assert all(task.preference.shape == (8,) for task in segments)
+    item_genres = read_item_genres(ml100k_raw_dir)
+    domains = domain_tasks(ml100k_log, model, train[:50], item_genres, 5, rng)
+    assert {task.task_id.split("-")[1] for task in domains} >= {"Drama", "Comedy", "Action"}
+    generator = GaussianMixtureGenerator(max_components=3).fit(model.user_factors[train])
+    virtual = virtual_tasks(generator, model, 100, 5, rng)
+    assert all(task.history.shape == (5,) for task in virtual)

@@ -9,6 +9,7 @@ import pytest
 import torch
 from threadpoolctl import threadpool_limits
 
+from metarec.data.splits import UserSplit
 from metarec.tasks.density import GaussianMixtureGenerator
 from metarec.tasks.fidelity import (
     REAL_TRAIN,
@@ -20,6 +21,7 @@ from metarec.tasks.fidelity import (
 )
 from metarec.tasks.gan import PreferenceGAN
 from metarec.tasks.generative import PreferenceGenerator
+from metarec.tasks.report import WorldVectors, format_report, report_world
 
 torch.set_num_threads(1)
 
@@ -218,7 +220,7 @@ def test_gan_rejects_invalid_options(options: dict[str, float], message: str) ->
         PreferenceGAN(**options)  # type: ignore[arg-type]
 
 
-def test_generators_rejects_bad_vectors() -> None:
+def test_generators_reject_bad_vectors() -> None:
     for generator in (PreferenceGAN(steps=1), GaussianMixtureGenerator()):
         assert isinstance(generator, PreferenceGenerator)
         with pytest.raises(ValueError, match="NaN or infinite"):
@@ -243,3 +245,16 @@ def test_fidelity_table_rows() -> None:
     table = format_fidelity_table(rows)
     assert table.splitlines()[2].startswith(f"| {REAL_TRAIN} | 300 | 150 |")
     assert len(table.splitlines()) == 4
+
+
+def test_report_world_format() -> None:
+    vectors = _two_moons_users(250, seed=4)
+    split = UserSplit(train=np.arange(150), valid=np.arange(150, 200), test=np.arange(200, 250))
+    report = report_world(WorldVectors("moons", vectors, split), gan_steps=30, seed=0)
+    assert [row.source for row in report.rows] == [REAL_TRAIN, "GMM (BIC)", "WGAN-GP"]
+    assert all(row.n_reference == 100 for row in report.rows)
+    assert report.gan_curve.step == [25, 30]
+    text = format_report(report)
+    assert text.startswith("## moons, dim 6\n")
+    assert f"GMM components chosen by BIC: {report.mixture_components}" in text
+    assert "at step 30" in text

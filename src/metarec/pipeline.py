@@ -204,9 +204,24 @@ def write_outputs(
     atomic_write_text(folder / "config.yaml", config.to_yaml())
     atomic_write_text(folder / "metrics.json", json.dumps(results, indent=2))
     if isinstance(agent, MetaRLAgent):
-        save_checkpoint(folder, agent, config, log)
+        save_checkpoint(folder, agent, config, log, item_titles=item_titles(config, log))
     write_recommendations(folder / "recommendations", log, rankings)
     write_report(folder, results, config)
+
+
+def item_titles(config: RunConfig, log: InteractionLog) -> dict[str, str]:
+    """Return the titles of the log's items from the dataset folder, or {} when it has none."""
+    from metarec.data.dataset import dataset_path
+    from metarec.data.loaders import read_item_titles
+
+    try:
+        source = dataset_path(config.data)
+        titles = read_item_titles(source if source.is_dir() else source.parent)
+    except (DataError, OSError) as error:
+        logger.warning("item titles not saved with the checkpoint: %s", error)
+        return {}
+    known = set(log.item_ids)
+    return {item: title for item, title in titles.items() if item in known}
 
 
 def write_recommendations(

@@ -5,10 +5,11 @@ order, from the user's generator. They draw the task (when none is given), one
 uniform per (round, position) for examination, one per item for the click and
 one per item for the purchase. Position ``j`` of round ``t`` is examined when
 ``exam[t, j] < position_bias[j]``, and an examined item ``i`` is clicked when
-``click[i] < attraction[i]``. An item is shown at most once per episode, so one
-click draw per item is enough. Because the draws do not depend on the slates,
-two policies facing the same seed and task see the same user (common random
-numbers): the same item at the same step gets the same click outcome.
+``click[i] < attraction[i]``. The slate checks reject items shown before, so
+one click draw per item is enough. Because the draws do not depend on the
+slates, two policies facing the same seed and task meet the same user (common
+random numbers). The same item at the same step and position gets the same
+click outcome.
 """
 
 from __future__ import annotations

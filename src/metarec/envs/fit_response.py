@@ -3,17 +3,18 @@
 The log records which items each user interacted with, not which items they saw.
 The fitted model treats every catalog item as examined once by every user, so
 the attraction of ``(u, i)`` estimates the probability that ``u`` interacted
-with ``i`` in the log. Its mean over the catalog is the density of the log.
+with ``i`` in the log. Its mean over the user x item matrix is close to the
+density of the log.
 
 Training uses ``negatives`` uniformly drawn non-interacted items per
 interaction, which inflates the odds of a click by a factor of roughly
 ``(non-interacted pairs) / (negatives * interactions)``. The correction is a
-weighted Platt scaling on held-out pairs: the logits of a random
-``calibration_fraction`` of the interactions (left out of training) and of
-uniformly drawn non-interacted pairs are mapped by ``sigmoid(a * logit + c)``,
-where each pair is weighted by the number of pairs of its class in the whole
-matrix divided by the number drawn. The fitted ``a`` and ``c`` are folded into
-the item factors, item biases and offset.
+weighted Platt scaling on held-out pairs. A random ``calibration_fraction``
+of the interactions is left out of training, and their logits and those of
+uniformly drawn non-interacted pairs are mapped by ``sigmoid(a * logit + c)``.
+Each pair is weighted by the number of pairs of its class in the whole matrix
+divided by the number drawn. The fitted ``a`` and ``c`` are folded into the
+item factors, item biases and offset.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ class WorldConfig(_Section):
     )
     data_dir: Path | None = Field(None, description="Folder searched first for the dataset.")
     response_dim: int = Field(32, ge=2, description="Latent size of the fitted response model.")
-    response_epochs: int = Field(30, ge=1, description="Epochs of response-model fitting.")
+    response_epochs: int = Field(10, ge=1, description="Epochs of response-model fitting.")
     synthetic: SyntheticConfig = SyntheticConfig()
 
 

@@ -9,8 +9,8 @@ slates without a click. Each action therefore has two successors, with
 probabilities ``1 - P0`` and ``P0 = prod_j (1 - exam_j * a_j)``.
 
 Policy iteration starts from the myopic oracle, so its first evaluation is
-the oracle's exact expected return, and it stops when no state's action can
-be improved; the result is the optimal expected return.
+the oracle's exact expected return. It stops when no state's action can be
+improved, and the value it then returns is the optimal expected return.
 """
 
 from __future__ import annotations

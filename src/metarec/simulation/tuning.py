@@ -49,10 +49,10 @@ class BanditGrid:
 
     dims: tuple[int, ...] = (16, 32)
     epsilons: tuple[float, ...] = (0.0, 0.05, 0.1)
-    ridges: tuple[float, ...] = (3.0, 10.0, 30.0)
-    prior_strengths: tuple[float, ...] = (3.0, 10.0, 30.0)
-    noises: tuple[float, ...] = (0.03, 0.1, 0.3)
-    alphas: tuple[float, ...] = (0.03, 0.1, 0.3)
+    ridges: tuple[float, ...] = (3.0, 10.0, 30.0, 100.0)
+    prior_strengths: tuple[float, ...] = (3.0, 10.0, 30.0, 100.0)
+    noises: tuple[float, ...] = (0.01, 0.03, 0.1, 0.3)
+    alphas: tuple[float, ...] = (0.01, 0.03, 0.1, 0.3)
 
     def __post_init__(self) -> None:
         for name in ("dims", "epsilons", "ridges", "prior_strengths", "noises", "alphas"):
@@ -66,12 +66,18 @@ class DQNTuning:
 
     ``train_envs`` builds environments over training users' tasks. Each
     config in ``configs`` is trained once and validated every
-    ``config.eval_every`` steps (its best checkpoint counts).
+    ``config.eval_every`` steps (its best checkpoint counts). The default
+    configs are a gentle fine-tuning of a pre-trained ``init`` (small
+    learning rate, little exploration) and a faster one, which also suits
+    a network trained from scratch.
     """
 
     train_envs: EnvFactory
     init: SlatePolicy | ModelConfig
-    configs: tuple[DQNConfig, ...] = (DQNConfig(eval_every=50),)
+    configs: tuple[DQNConfig, ...] = (
+        DQNConfig(lr=3e-5, epsilon_start=0.1, eval_every=50),
+        DQNConfig(lr=1e-3, epsilon_start=0.5, eval_every=50),
+    )
 
 
 @dataclass

@@ -126,10 +126,10 @@ def _unbiased_mmd2(kernel: np.ndarray, in_x: np.ndarray) -> np.ndarray:
 def default_classifier(seed: int) -> ClassifierMixin:
     """Return the two-sample classifier: gradient-boosted trees with scikit-learn defaults.
 
-    On ML-100K user vectors (32 dimensions, a few hundred per sample) boosted trees told
-    an undertrained GAN from real users with 0.89 accuracy, where an MLP with early
-    stopping reached 0.58 and logistic regression 0.58, and all stayed near 0.5 on two
-    samples of real users.
+    On truncated-SVD user vectors of ML-100K (32 dimensions, 282 held-out users against
+    as many samples), boosted trees separated an undertrained GAN from real users with
+    0.89 accuracy, where an MLP with early stopping reached 0.58 and logistic regression
+    0.58. All three stayed near 0.5 on training users against held-out users.
     """
     return HistGradientBoostingClassifier(random_state=seed)
 

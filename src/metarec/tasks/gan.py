@@ -46,8 +46,9 @@ class PreferenceGAN:
 
     ``noise_dim`` defaults to the dimension of the vectors, because a generator with
     fewer noise inputs than outputs can only reach a lower-dimensional manifold and
-    cannot match a full-rank distribution. ``steps`` counts generator updates. ``fit`` is deterministic for a given ``seed`` on
-    one device and torch version, and ``sample(n, seed)`` is deterministic for its seed.
+    cannot match a full-rank distribution. ``steps`` counts generator updates. ``fit`` is
+    deterministic for a given ``seed`` on one device and torch version, and
+    ``sample(n, seed)`` is deterministic for its seed.
     """
 
     def __init__(

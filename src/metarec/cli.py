@@ -25,21 +25,44 @@ ResultT = TypeVar("ResultT")
 EXIT_USAGE = 2
 
 
-def _setup_logging(quiet: bool, verbose: bool = False) -> None:
-    from rich.logging import RichHandler
+class _StderrHandler(logging.StreamHandler[Any]):
+    """Writes each record to the current ``sys.stderr``, which CliRunner and pytest replace."""
 
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
+def _log_handler() -> logging.Handler:
+    """Return Rich's handler on a terminal, else a handler that writes one line per record."""
+    if sys.stderr.isatty():
+        from rich.console import Console
+        from rich.logging import RichHandler
+
+        # Rich wraps records at the terminal's width for a person reading them.
+        # Files and pipes get one line per record from the plain handler below.
+        handler: logging.Handler = RichHandler(
+            console=Console(stderr=True), show_path=False, rich_tracebacks=False, markup=False
+        )
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        return handler
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    return handler
+
+
+def _setup_logging(quiet: bool, verbose: bool = False) -> None:
     level = logging.INFO
     if quiet:
         level = logging.WARNING
     elif verbose:
         level = logging.DEBUG
-    from rich.console import Console
-
     # Logs go to stderr so that stdout carries only results (JSONL of `recommend`).
-    handler = RichHandler(
-        console=Console(stderr=True), show_path=False, rich_tracebacks=False, markup=False
-    )
-    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler = _log_handler()
     root = logging.getLogger("metarec")
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -124,6 +147,10 @@ def _run(config_path: Path | None, overrides: list[str], out: Path | None, quiet
 
 
 def _set_threads(threads: int | None) -> None:
+    from metarec.errors import ConfigError
+
+    if threads is not None and threads < 1:
+        raise ConfigError(f"--threads must be at least 1; got {threads}")
     if threads is not None:
         import torch
 
@@ -234,7 +261,7 @@ def _recommend(
 def serve(
     run_dir: Annotated[Path, typer.Argument(help="Folder written by `metarec run` or `train`.")],
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port to listen on.")] = 8000,
+    port: Annotated[int, typer.Option(help="TCP port to listen on, 1 to 65535.")] = 8000,
     db_url: Annotated[
         str | None,
         typer.Option(
@@ -251,7 +278,7 @@ def serve(
         float, typer.Option(help="A rating at least this is a positive interaction.")
     ] = 3.0,
     threads: Annotated[
-        int | None, typer.Option(min=1, help="torch CPU threads for scoring; default torch's.")
+        int | None, typer.Option(help="torch CPU threads for scoring; default torch's.")
     ] = None,
     quiet: Quiet = False,
 ) -> None:
@@ -272,6 +299,7 @@ def _serve(
     import uvicorn
 
     from metarec.serving.app import create_app
+    from metarec.serving.listen import bind_listener
     from metarec.serving.settings import ServiceSettings, load_api_keys
     from metarec.serving.store import default_sqlite_url
 
@@ -282,9 +310,18 @@ def _serve(
         api_keys=load_api_keys(api_key_file),
         rating_threshold=rating_threshold,
     )
-    service_app = create_app(settings)
+    # Bind first, so a busy port or a wrong host fails before the model and store load.
+    listener = bind_listener(host, port)
+    try:
+        service_app = create_app(settings)
+    except BaseException:
+        listener.close()
+        raise
     logger.info("serving on http://%s:%d (API docs at /docs)", host, port)
-    uvicorn.run(service_app, host=host, port=port, access_log=False, log_level="warning")
+    config = uvicorn.Config(
+        service_app, host=host, port=port, access_log=False, log_level="warning"
+    )
+    uvicorn.Server(config).run(sockets=[listener])
 
 
 @app.command()
@@ -293,23 +330,27 @@ def train(
         Path | None, typer.Option(help="Run folder whose checkpoint training continues from.")
     ] = None,
     events: Annotated[
-        str | None, typer.Option(help="SQLAlchemy URL of the event store to train on.")
+        str | None,
+        typer.Option(help="SQLAlchemy URL of the event store to train on; opened read-only."),
     ] = None,
     out: Annotated[
         Path | None, typer.Option(help="Folder for the new checkpoint; default RUN_DIR.vN.")
     ] = None,
-    epochs: Annotated[int, typer.Option(min=1, help="Passes over the logged users.")] = 5,
-    lr: Annotated[float, typer.Option(min=0.0, help="AdamW learning rate.")] = 3e-4,
+    epochs: Annotated[int, typer.Option(help="Passes over the logged users, at least 1.")] = 5,
+    lr: Annotated[float, typer.Option(help="AdamW learning rate, above 0.")] = 3e-4,
     rating_threshold: Annotated[
         float, typer.Option(help="A rating at least this is a positive interaction.")
     ] = 3.0,
     seed: Annotated[int, typer.Option(help="Seed of the sampled cuts and of torch.")] = 0,
     device: Device = None,
+    threads: Annotated[
+        int | None, typer.Option(help="torch CPU threads for training; default torch's.")
+    ] = None,
     quiet: Quiet = False,
 ) -> None:
     """Continue training a checkpoint on logged events and write a new model version."""
     _setup_logging(quiet)
-    _guard(lambda: _train(resume, events, out, epochs, lr, rating_threshold, seed, device))
+    _guard(lambda: _train(resume, events, out, epochs, lr, rating_threshold, seed, device, threads))
 
 
 def _train(
@@ -321,10 +362,12 @@ def _train(
     rating_threshold: float,
     seed: int,
     device: str | None,
+    threads: int | None,
 ) -> None:
     from metarec.errors import ConfigError
     from metarec.serving.retrain import ResumeSettings, resume_training
 
+    _set_threads(threads)
     if resume is None:
         raise ConfigError("train needs --resume RUN_DIR; train a new agent with `metarec run`")
     if events is None:

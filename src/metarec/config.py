@@ -147,7 +147,7 @@ class RunConfig(_Section):
     """Everything one ``metarec run`` needs; saved as ``config.yaml`` with each run."""
 
     name: str = "ml-100k"
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="Seed of every random draw.")
     device: str = Field("cpu", description="torch device, e.g. cpu or cuda:0.")
     threads: int | None = Field(
         None, ge=1, description="torch CPU threads; default leaves torch's choice."
@@ -174,16 +174,16 @@ def load_config(path: Path | None = None, overrides: list[str] | None = None) ->
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as error:
-        raise ConfigError(_describe(error)) from None
+        raise ConfigError(describe_validation_error(error)) from None
 
 
-def _describe(error: ValidationError) -> str:
+def describe_validation_error(error: ValidationError, root: type[BaseModel] | None = None) -> str:
     """Turn the first validation error into one line that names the field and the fix."""
     first = error.errors()[0]
     location = [str(part) for part in first["loc"]]
     where = ".".join(location)
     if first["type"] == "extra_forbidden":
-        section: type[BaseModel] = RunConfig
+        section: type[BaseModel] = root or RunConfig
         for part in location[:-1]:
             annotation = section.model_fields[part].annotation
             if isinstance(annotation, type) and issubclass(annotation, BaseModel):
@@ -207,6 +207,9 @@ def read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read config file {path}: {error.strerror}") from None
     except (yaml.YAMLError, UnicodeDecodeError) as error:
         first_line = str(error).splitlines()[0]
+        mark = getattr(error, "problem_mark", None)
+        if mark is not None:
+            first_line += f" (line {mark.line + 1}, column {mark.column + 1})"
         raise ConfigError(f"config file {path} is not valid YAML: {first_line}") from None
     if loaded is None:
         return {}

@@ -88,14 +88,16 @@ def dataset_summary(log: InteractionLog, split: UserSplit) -> dict[str, Any]:
 
 
 RUN_MARKERS = ("model.json", "metrics.json")
+EVENT_STORE_FILES = ("events.db", "events.db-wal", "events.db-shm")
 
 
-def check_output_folder(out_dir: Path) -> Path:
+def check_output_folder(out_dir: Path, markers: tuple[str, ...] = RUN_MARKERS) -> Path:
     """Return ``out_dir`` as an absolute path, or raise if replacing it could lose data.
 
-    A run replaces its output folder as a whole, so the folder must be new,
-    empty, or the output of an earlier run. It must also not contain the
-    working directory.
+    A command replaces its output folder as a whole, so the folder must be
+    new, empty, or an earlier output of the same command, recognised by one
+    of ``markers``. It must not contain the working directory, nor the event
+    store that ``metarec serve`` keeps in a run folder.
     """
     target = out_dir.expanduser().resolve()
     if target.exists() and not target.is_dir():
@@ -104,11 +106,17 @@ def check_output_folder(out_dir: Path) -> Path:
         raise ConfigError(
             f"output folder {out_dir} contains the working directory; pass a new folder"
         )
-    holds_run = any((target / marker).is_file() for marker in RUN_MARKERS)
-    if target.is_dir() and any(target.iterdir()) and not holds_run:
+    stores = [name for name in EVENT_STORE_FILES if (target / name).exists()]
+    if stores:
         raise ConfigError(
-            f"output folder {out_dir} is not empty and contains no earlier metarec run; "
-            "pass a new or empty folder with --out"
+            f"output folder {out_dir} contains the event store {stores[0]} of `metarec serve`; "
+            "replacing the folder would delete its events, so pass a new folder with --out"
+        )
+    holds_output = any((target / marker).is_file() for marker in markers)
+    if target.is_dir() and any(target.iterdir()) and not holds_output:
+        raise ConfigError(
+            f"output folder {out_dir} is not empty and contains no earlier output of this "
+            f"command (none of {', '.join(markers)}); pass a new or empty folder with --out"
         )
     return target
 

@@ -22,6 +22,7 @@ from metarec.serving.app import create_app
 from metarec.serving.models import ModelHolder, load_snapshot, weights_version
 from metarec.serving.service import rank_items
 from metarec.serving.settings import ServiceSettings
+from metarec.serving.store import EventStore
 from metarec.session import Session
 
 KEY = {"X-API-Key": API_KEY}
@@ -113,6 +114,7 @@ def test_resume_default_out_and_errors(settings: ServiceSettings, tmp_path: Path
     assert missing.exit_code == 2
     assert "--resume RUN_DIR" in missing.output
     empty_db = f"sqlite:///{tmp_path / 'empty.db'}"
+    EventStore(empty_db).close()
     empty = runner.invoke(cli, ["train", "--resume", str(run_dir), "--events", empty_db])
     assert empty.exit_code == 2
     assert "no user with a positive event" in empty.output

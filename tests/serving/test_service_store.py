@@ -35,7 +35,11 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventStore
 def test_store_insert_skips_duplicate_ids(store: EventStore) -> None:
     first = store.insert([stored("a", "u", "1", "click"), stored("b", "u", "2", "skip")])
     again = store.insert(
-        [stored("b", "u", "2", "skip"), stored("c", "u", "3", "click"), stored("c", "u", "3", "x")]
+        [
+            stored("b", "u", "2", "skip"),
+            stored("c", "u", "3", "click"),
+            stored("c", "u", "3", "click"),
+        ]
     )
     assert [e.event_id for e in first.inserted] == ["a", "b"]
     assert first.duplicates == 0

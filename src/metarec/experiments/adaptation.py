@@ -45,6 +45,7 @@ def run_adaptation(config: SimulationConfig, out_dir: Path, reporter: Reporter) 
     envs = world.envs(test_tasks(world, config), config.episode, config.model.max_tokens)
     results = timer.measure("evaluation_s", lambda: play_policies(policies, envs, config.seed))
     scores = score_policies(results, config.seed)
+    gaps = results["oracle"].rewards.mean(axis=0) - results["random"].rewards.mean(axis=0)
 
     record: dict[str, Any] = {
         "experiment": "adaptation",
@@ -85,7 +86,7 @@ def run_adaptation(config: SimulationConfig, out_dir: Path, reporter: Reporter) 
     plots = {
         "scores.png": lambda path: plot_scores(scores, path, f"{world.name}: test users"),
         "per_step.png": lambda path: plot_per_step(
-            scores, path, f"{world.name}: normalised reward per step"
+            scores, gaps, path, f"{world.name}: normalised reward per step"
         ),
         "training.png": lambda path: plot_training_curves({AGENT_NAME: training.history}, path),
     }

@@ -32,6 +32,9 @@ SetOption = Annotated[
     list[str] | None,
     typer.Option("--set", help="Override a config field, e.g. --set rl.iterations=50."),
 ]
+SIMULATION_MARKERS = ("results.json",)
+"""Files that mark a folder as an earlier simulation, which a new one may replace."""
+
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Show no progress or info logs.")]
 
 
@@ -68,7 +71,9 @@ def _execute(
     config = load_simulation_config(options["config"], overrides)
     world_name = Path(config.world.source).name
     config.name = f"simulate-{experiment}-{world_name}"
-    out_dir = check_output_folder(options["out"] or Path("runs") / config.name)
+    out_dir = check_output_folder(
+        options["out"] or Path("runs") / config.name, markers=SIMULATION_MARKERS
+    )
     set_threads(config.threads)
     if options["quiet"]:
         runner(config, out_dir, SilentReporter())

@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 AGENT_NAME = "MetaRL"
 REFERENCE_POLICIES = ("random", "oracle")
+MAX_DQN_STEPS = 2000
 
 
 @dataclass
@@ -48,16 +49,28 @@ class Timer:
         return result
 
 
-def dqn_settings(config: SimulationConfig) -> DQNConfig:
-    """Return the DQN baseline's training settings, sized like the agent's meta-RL stage.
+def dqn_settings(config: SimulationConfig) -> tuple[DQNConfig, ...]:
+    """Return the DQN baseline's candidate settings, one per learning rate.
 
-    The DQN sees as many slates as meta-RL does: iterations x batch x rounds.
+    By default the DQN sees as many slates as meta-RL does (iterations x
+    batch x rounds), capped at ``MAX_DQN_STEPS`` steps of 16 users. A learning
+    rate below 1e-4 fine-tunes the pre-trained network gently (epsilon from
+    0.1); larger ones explore more (epsilon from 0.5).
     """
     envs = 16
-    steps = config.baselines.dqn_steps or max(
-        config.rl.iterations * config.rl.batch_size * config.episode.rounds // envs, 50
+    budget = config.rl.iterations * config.rl.batch_size * config.episode.rounds // envs
+    steps = config.baselines.dqn_steps or min(max(budget, 50), MAX_DQN_STEPS)
+    return tuple(
+        DQNConfig(
+            steps=steps,
+            envs=envs,
+            lr=lr,
+            epsilon_start=0.1 if lr < 1e-4 else 0.5,
+            eval_every=max(steps // 6, 1),
+            device=config.device,
+        )
+        for lr in config.baselines.dqn_lrs
     )
-    return DQNConfig(steps=steps, envs=envs, eval_every=max(steps // 6, 1), device=config.device)
 
 
 def tuned_baselines(
@@ -81,7 +94,7 @@ def tuned_baselines(
     dqn = DQNTuning(
         train_envs=world.envs(tasks, config.episode, config.model.max_tokens),
         init=pretrained,
-        configs=(dqn_settings(config),),
+        configs=dqn_settings(config),
     )
     grid = config.baselines
     bandits = BanditGrid(
@@ -192,8 +205,23 @@ def write_experiment(
     """Write config, results, report and plots into ``out_dir`` atomically."""
     with staged_folder(out_dir) as staging:
         atomic_write_text(staging / "config.yaml", config.to_yaml())
-        atomic_write_text(staging / "results.json", json.dumps(results, indent=2))
+        atomic_write_text(
+            staging / "results.json", json.dumps(_json_safe(results), indent=2, allow_nan=False)
+        )
         atomic_write_text(staging / "report.md", report)
         for name, draw in plots.items():
             draw(staging / name)
     logger.info("wrote %s", out_dir)
+
+
+def _json_safe(value: Any) -> Any:
+    """Return ``value`` with NaN and infinite floats as None, so the file is valid JSON."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    if isinstance(value, np.generic):
+        return _json_safe(value.item())
+    return value

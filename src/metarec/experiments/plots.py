@@ -10,8 +10,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from metarec.simulation.scoring import NormalisedScore
+
+MIN_GAP_SHARE = 0.1
 
 
 def _save(figure: plt.Figure, path: Path) -> None:
@@ -38,15 +41,33 @@ def plot_scores(scores: Mapping[str, NormalisedScore], path: Path, title: str) -
     _save(figure, path)
 
 
-def plot_per_step(scores: Mapping[str, NormalisedScore], path: Path, title: str) -> None:
-    """Plot the normalised reward at each step of the episode with confidence bands."""
+def plot_per_step(
+    scores: Mapping[str, NormalisedScore],
+    gaps: np.ndarray,
+    path: Path,
+    title: str,
+) -> None:
+    """Plot the normalised reward at each step of the episode with confidence bands.
+
+    ``gaps`` is the oracle's minus the random policy's mean reward per step.
+    Steps where it is under ``MIN_GAP_SHARE`` of its largest value (most
+    users have left) are not drawn, because the ratio is noise there.
+    """
+    shown = gaps >= MIN_GAP_SHARE * max(float(np.max(gaps)), 1e-12)
     figure, axes = plt.subplots(figsize=(7, 4.5))
     for name, score in scores.items():
         steps = np.arange(1, score.per_step.shape[0] + 1)
-        axes.plot(steps, score.per_step, marker=".", label=name)
-        axes.fill_between(steps, score.per_step_low, score.per_step_high, alpha=0.15)
+        axes.plot(steps, np.where(shown, score.per_step, np.nan), marker=".", label=name)
+        axes.fill_between(
+            steps,
+            np.where(shown, score.per_step_low, np.nan),
+            np.where(shown, score.per_step_high, np.nan),
+            alpha=0.15,
+        )
     axes.axhline(0.0, color="grey", lw=0.8)
     axes.axhline(1.0, color="grey", lw=0.8, ls="--")
+    axes.set_ylim(-0.3, 1.3)
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_xlabel("step of the episode (slate number)")
     axes.set_ylabel("normalised reward at this step")
     axes.set_title(title)
@@ -95,6 +116,7 @@ def plot_training_curves(
     left.set_xlabel("pre-training epoch")
     right.set_xlabel("meta-RL iteration")
     for axes in (left, right):
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.set_ylabel("mean episode return")
         axes.grid(alpha=0.3)
         axes.legend(fontsize=8)

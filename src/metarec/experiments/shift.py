@@ -151,8 +151,10 @@ def _recovery_table(
         curve = result.rewards.mean(axis=0)
         low, high = recovery_interval(result.rewards, switch, seed)
         before = float(np.mean(curve[switch - PRE_SWITCH_WINDOW : switch]))
+        steps = recovery_time(curve, switch)
         table[name] = {
-            "recovery_steps": recovery_time(curve, switch),
+            "recovery_steps": steps,
+            "recovered": bool(np.isfinite(steps)),
             "low": low,
             "high": high,
             "pre_switch_reward": before,

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from metarec.errors import ConfigError
 from metarec.experiments.common import (
     Timer,
     fidelity_lines,
@@ -45,6 +46,7 @@ logger = logging.getLogger(__name__)
 ALL_REAL = "all real"
 FEW_REAL = "few real"
 BOOTSTRAP_RESAMPLES = 1000
+MIN_REAL_USERS = 10
 
 
 def run_virtual(config: SimulationConfig, out_dir: Path, reporter: Reporter) -> dict[str, Any]:
@@ -129,7 +131,13 @@ def run_virtual(config: SimulationConfig, out_dir: Path, reporter: Reporter) -> 
 def _kept_users(world: SimulationWorld, config: SimulationConfig) -> np.ndarray:
     """Return the positions in ``split.train`` of the real users kept for (b) and (c)."""
     rng = np.random.default_rng(config.seed + 2)
-    count = max(2, round(config.virtual.real_fraction * world.split.train.size))
+    count = round(config.virtual.real_fraction * world.split.train.size)
+    if count < MIN_REAL_USERS:
+        raise ConfigError(
+            f"virtual.real_fraction={config.virtual.real_fraction} keeps {count} of "
+            f"{world.split.train.size} training users, but the generators need at least "
+            f"{MIN_REAL_USERS}; raise virtual.real_fraction"
+        )
     return np.sort(rng.choice(world.split.train.size, size=count, replace=False))
 
 

@@ -190,21 +190,20 @@ def _hindsight_losses(
     episodes: EpisodeBatch,
     n_items: int,
 ) -> list[torch.Tensor]:
-    """Return the next-items loss of each round against the items clicked in later rounds.
+    """Return the next-items loss of each round against the items clicked from then on.
 
     A simulated user has no logged future, so the supervised target of a
-    state is what the same user went on to click in this episode: observed
-    feedback only, never the simulator's parameters.
+    state is what the same user clicked in this round and later rounds of the
+    episode: observed feedback only, never the simulator's parameters.
     """
     device = states[0][0].device
-    clicked_later = torch.zeros(states[0][0].shape[0], n_items, device=device)
+    clicked = torch.zeros(states[0][0].shape[0], n_items, device=device)
     losses: list[torch.Tensor] = []
     for round_index in range(len(states) - 1, -1, -1):
         logits, blocked, alive = states[round_index]
-        losses.append(next_items_loss(logits, clicked_later * alive[:, None], blocked))
         slate = episodes.slates[round_index]
-        clicked_later = clicked_later.scatter_add(1, slate, episodes.clicks[round_index])
-        clicked_later = clicked_later.clamp(max=1.0)
+        clicked = clicked.scatter_add(1, slate, episodes.clicks[round_index]).clamp(max=1.0)
+        losses.append(next_items_loss(logits, clicked * alive[:, None], blocked))
     return losses[::-1]
 
 

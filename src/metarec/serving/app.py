@@ -11,13 +11,14 @@ from typing import Annotated, Any, TypeVar
 
 import numpy as np
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.security import APIKeyHeader
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import SQLAlchemyError
 
 from metarec import __version__
 from metarec.errors import MetarecError
+from metarec.serving.docs_page import render_docs_page
 from metarec.serving.errors import ApiError, install_error_handlers
 from metarec.serving.middleware import ServiceMiddleware, request_id_var
 from metarec.serving.models import ModelSnapshot
@@ -35,12 +36,14 @@ from metarec.serving.schemas import (
     Status,
     UserDeleted,
     UserHistoryResponse,
+    control_character,
     format_timestamp,
 )
 from metarec.serving.search import search_items
 from metarec.serving.service import Service, rank_items
 from metarec.serving.settings import ServiceSettings, key_matches
-from metarec.serving.store import StoredEvent
+from metarec.serving.sqlite_files import StoreUnavailableError
+from metarec.serving.store import EventIdConflict, StoredEvent
 
 logger = logging.getLogger(__name__)
 
@@ -64,15 +67,21 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         version=__version__,
         description="Slates from a meta-RL agent that adapts to each click and skip.",
         lifespan=lifespan,
+        # FastAPI's Swagger UI and ReDoc pages load scripts from a CDN; /docs is served below.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.service = service
     install_error_handlers(app)
     app.add_middleware(
-        ServiceMiddleware, metrics=service.metrics, max_body_bytes=settings.max_body_bytes
+        ServiceMiddleware,
+        metrics=service.metrics,
+        max_body_bytes=settings.max_body_bytes,
     )
     app.include_router(_read_routes(service))
     app.include_router(_write_routes(service))
     app.include_router(_operations_routes(service))
+    _add_docs_route(app)
     if (STATIC_DIR / "index.html").is_file():
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
@@ -89,9 +98,27 @@ def _require_key(service: Service) -> Any:
     return Depends(check)
 
 
+def _require_json(request: Request) -> None:
+    """Reject a POST body sent with a content type other than JSON (415)."""
+    content_type = request.headers.get("content-type")
+    if content_type is None or request.method != "POST":
+        return
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    ):
+        return
+    raise ApiError(
+        415,
+        "unsupported_media_type",
+        f"Content-Type {content_type!r} is not JSON; send the body as application/json",
+        "Content-Type",
+    )
+
+
 def _read_routes(service: Service) -> APIRouter:
     """Return the v1 routes that need no key: slates, history, items and the model."""
-    router = APIRouter(prefix="/v1")
+    router = APIRouter(prefix="/v1", dependencies=[Depends(_require_json)])
 
     @router.post("/recommendations", response_model=RecommendationResponse)
     def recommend(body: RecommendationRequest) -> RecommendationResponse:
@@ -109,6 +136,7 @@ def _read_routes(service: Service) -> APIRouter:
 
     @router.get("/users/{user_id:path}/history", response_model=UserHistoryResponse)
     def user_history(user_id: str) -> UserHistoryResponse:
+        _check_path_id(user_id)
         stored = _with_store(lambda: service.store.user_events(user_id))
         return UserHistoryResponse(user_id=user_id, events=[_history_event(e) for e in stored])
 
@@ -129,16 +157,21 @@ def _read_routes(service: Service) -> APIRouter:
 
 def _write_routes(service: Service) -> APIRouter:
     """Return the v1 routes that need an API key: events, user erasure and model reload."""
-    router = APIRouter(prefix="/v1", dependencies=[_require_key(service)])
+    router = APIRouter(prefix="/v1", dependencies=[_require_key(service), Depends(_require_json)])
 
     @router.post("/events", response_model=EventsAccepted)
     def post_events(body: EventBatch) -> EventsAccepted:
         events = _checked_events(service, body)
-        result = _with_store(lambda: service.commit(events))
+        try:
+            result = _with_store(lambda: service.commit(events))
+        except EventIdConflict as conflict:
+            field = f"events.{conflict.position}.event_id"
+            raise ApiError(409, "event_id_conflict", str(conflict), field) from None
         return EventsAccepted(accepted=len(result.inserted), duplicates=result.duplicates)
 
     @router.delete("/users/{user_id:path}", response_model=UserDeleted)
     def delete_user(user_id: str) -> UserDeleted:
+        _check_path_id(user_id)
         deleted = _with_store(lambda: service.erase_user(user_id))
         return UserDeleted(user_id=user_id, deleted=deleted)
 
@@ -148,6 +181,13 @@ def _write_routes(service: Service) -> APIRouter:
         try:
             snapshot = service.reload(run_dir)
         except MetarecError as error:
+            logger.warning(
+                "request %s: reload of %s failed: %s; model %s stays",
+                request_id_var.get(),
+                run_dir or service.models.current.run_dir,
+                error,
+                service.models.current.version,
+            )
             raise ApiError(422, "invalid_checkpoint", str(error), "run_dir") from None
         return _model_info(snapshot)
 
@@ -189,6 +229,13 @@ def _operations_routes(service: Service) -> APIRouter:
 
     @router.get("/readyz", response_model=Status)
     def readyz() -> Response:
+        try:
+            service.store.check_file()
+        except StoreUnavailableError as error:
+            return JSONResponse(
+                {"error": {"code": "store_unavailable", "message": str(error), "field": None}},
+                status_code=503,
+            )
         if service.store.ping():
             return JSONResponse({"status": "ready"})
         return JSONResponse(
@@ -205,10 +252,23 @@ def _operations_routes(service: Service) -> APIRouter:
     def page(request: Request) -> Response:
         index = STATIC_DIR / "index.html"
         if not index.is_file():
-            return JSONResponse({"docs": str(request.url_for("swagger_ui_html"))})
+            return JSONResponse({"docs": str(request.url_for("docs_page"))})
         return FileResponse(index, media_type="text/html")
 
     return router
+
+
+def _add_docs_route(app: FastAPI) -> None:
+    @app.get("/docs", include_in_schema=False, name="docs_page")
+    def docs_page() -> HTMLResponse:
+        return HTMLResponse(render_docs_page(app.openapi()))
+
+
+def _check_path_id(user_id: str) -> None:
+    found = control_character(user_id)
+    if found is not None:
+        message = f"user_id: ids must not contain control characters; found U+{ord(found):04X}"
+        raise ApiError(422, "invalid_value", message, "user_id")
 
 
 def _item_indices(snapshot: ModelSnapshot, item_ids: list[str], field: str) -> np.ndarray:
@@ -231,6 +291,9 @@ def _with_store(action: Callable[[], ResultT]) -> ResultT:
     """Run a store call; a database failure becomes a 503 that the client may retry."""
     try:
         return action()
+    except StoreUnavailableError as error:
+        logger.error("request %s: event store unavailable: %s", request_id_var.get(), error)
+        raise ApiError(503, "store_unavailable", str(error)) from None
     except SQLAlchemyError as error:
         logger.error("request %s: event store failed: %s", request_id_var.get(), error)
         raise ApiError(

@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 logger = logging.getLogger(__name__)
 
 STATUS_CODES = {
+    400: "invalid_json",
     401: "missing_api_key",
     403: "invalid_api_key",
     404: "not_found",
@@ -57,7 +58,8 @@ async def _validation_error(_request: Request, error: RequestValidationError) ->
     location = [str(part) for part in first.get("loc", ())]
     # The first part is the location (body, query or path), and the rest is the field name.
     field = ".".join(location[1:]) or None
-    message = str(first.get("msg", "invalid value"))
+    # pydantic starts the message of a ValueError raised in a validator with this prefix.
+    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
     if first.get("type") == "missing":
         message = "field required"
     text = f"{field}: {message}" if field else message
@@ -66,4 +68,9 @@ async def _validation_error(_request: Request, error: RequestValidationError) ->
 
 async def _http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
     code = STATUS_CODES.get(error.status_code, "http_error")
+    if error.status_code == 400:
+        # FastAPI raises a bare 400 when the body cannot be decoded, e.g. bytes that
+        # are not UTF-8; invalid JSON syntax is a validation error handled above.
+        message = "the request body is not valid JSON; send UTF-8 encoded JSON"
+        return error_response(400, code, message)
     return error_response(error.status_code, code, str(error.detail))

@@ -8,6 +8,7 @@ import re
 import time
 import uuid
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from metarec.serving.errors import error_response
@@ -22,8 +23,18 @@ VALID_REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
 
-class BodyTooLarge(Exception):
-    """The request body is longer than the configured limit."""
+class BodyTooLarge(HTTPException):
+    """The request body is longer than the configured limit.
+
+    It is raised while the route reads the body, so the error handlers send the 413
+    and the request is counted under its route.
+    """
+
+    def __init__(self, max_body_bytes: int) -> None:
+        super().__init__(
+            413,
+            f"the request body is larger than {max_body_bytes} bytes; send smaller batches",
+        )
 
 
 class ServiceMiddleware:
@@ -31,11 +42,17 @@ class ServiceMiddleware:
 
     It assigns the request id (the client's ``X-Request-ID`` when valid) and
     rejects bodies over ``max_body_bytes`` with 413. It records metrics by route
-    template and writes one access log line. An unhandled exception becomes a
-    JSON 500 whose message contains only the request id.
+    template and writes one access log line with the raw (percent-encoded) path.
+    An unhandled exception becomes a JSON 500 whose message contains only the
+    request id.
     """
 
-    def __init__(self, app: ASGIApp, metrics: ServiceMetrics, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        metrics: ServiceMetrics,
+        max_body_bytes: int,
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
@@ -61,18 +78,16 @@ class ServiceMiddleware:
             await send(message)
 
         try:
-            body_receive = await self._buffered_body(scope, receive)
-            await self.app(scope, body_receive, send_with_id)
-        except BodyTooLarge:
-            response = error_response(
-                413,
-                "body_too_large",
-                f"the request body is larger than {self.max_body_bytes} bytes; "
-                "send smaller batches",
-            )
-            await response(scope, receive, send_with_id)
+            await self.app(scope, self._limited_receive(scope, receive), send_with_id)
+        except BodyTooLarge as error:
+            # Only a body read outside the route's handlers ends up here.
+            if not started_response:
+                response = error_response(413, "body_too_large", str(error.detail))
+                await response(scope, receive, send_with_id)
         except Exception:
-            logger.exception("request %s failed: %s %s", request_id, scope["method"], scope["path"])
+            logger.exception(
+                "request %s failed: %s %s", request_id, scope["method"], _raw_path(scope)
+            )
             if not started_response:
                 response = error_response(
                     500, "internal_error", f"internal error; request id {request_id}"
@@ -82,26 +97,24 @@ class ServiceMiddleware:
             self._record(scope, status, time.perf_counter() - started, request_id)
             request_id_var.reset(token)
 
-    async def _buffered_body(self, scope: Scope, receive: Receive) -> Receive:
-        """Read the whole body (at most ``max_body_bytes``) and return a receive that replays it."""
+    def _limited_receive(self, scope: Scope, receive: Receive) -> Receive:
+        """Return a receive that raises BodyTooLarge once the body exceeds ``max_body_bytes``."""
         declared = _content_length(scope)
-        if declared is not None and declared > self.max_body_bytes:
-            raise BodyTooLarge()
-        chunks: list[bytes] = []
+        limit = self.max_body_bytes
         size = 0
-        more = True
-        while more:
+
+        async def limited() -> Message:
+            nonlocal size
+            if declared is not None and declared > limit:
+                raise BodyTooLarge(limit)
             message = await receive()
-            if message["type"] == "http.disconnect":
-                return _replay([message], receive)
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                raise BodyTooLarge()
-            chunks.append(chunk)
-            more = bool(message.get("more_body", False))
-        body: Message = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-        return _replay([body], receive)
+            if message["type"] == "http.request":
+                size += len(message.get("body", b""))
+                if size > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        return limited
 
     def _record(self, scope: Scope, status: int, seconds: float, request_id: str) -> None:
         route = scope.get("route")
@@ -111,10 +124,18 @@ class ServiceMiddleware:
             "request %s: %s %s -> %d in %.1f ms",
             request_id,
             scope["method"],
-            scope["path"],
+            _raw_path(scope),
             status,
             seconds * 1000,
         )
+
+
+def _raw_path(scope: Scope) -> str:
+    """Return the path as the client sent it, so decoded line breaks never reach the log."""
+    raw = scope.get("raw_path")
+    if isinstance(raw, bytes):
+        return raw.decode("ascii", "backslashreplace")
+    return str(scope["path"]).encode("unicode_escape").decode("ascii")
 
 
 def _request_id(scope: Scope) -> str:
@@ -135,15 +156,3 @@ def _content_length(scope: Scope) -> int | None:
             except ValueError:
                 return None
     return None
-
-
-def _replay(messages: list[Message], original: Receive) -> Receive:
-    """Return a receive that yields ``messages`` first, then waits on the server's receive."""
-    pending = list(messages)
-
-    async def receive() -> Message:
-        if pending:
-            return pending.pop(0)
-        return await original()
-
-    return receive

@@ -13,7 +13,7 @@ from pathlib import Path
 from metarec.checkpoint import WEIGHTS_FILE, Checkpoint, load_checkpoint
 from metarec.config import RunConfig
 from metarec.data.loaders import read_item_titles
-from metarec.errors import DataError, MetarecError
+from metarec.errors import DataError
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +49,12 @@ def weights_version(run_dir: Path) -> str:
 def load_snapshot(run_dir: Path) -> ModelSnapshot:
     """Load a checkpoint on the CPU with its version and item titles."""
     run_dir = run_dir.expanduser().resolve()
+    if run_dir.is_file():
+        raise DataError(
+            "is a file, not a run folder",
+            path=run_dir,
+            fix="pass the folder that contains model.json and model.safetensors",
+        )
     checkpoint = load_checkpoint(run_dir, "cpu")
     version = weights_version(run_dir)
     titles = _item_titles(checkpoint)
@@ -111,15 +117,11 @@ class ModelHolder:
         """Load ``run_dir`` (default: the current run folder) and make it current.
 
         Raises MetarecError when the folder is not a usable checkpoint, and the
-        current model stays.
+        current model stays; the caller logs the failure with its request id.
         """
         with self._reload_lock:
             target = run_dir if run_dir is not None else self._current.run_dir
-            try:
-                snapshot = load_snapshot(target)
-            except MetarecError:
-                logger.warning("reload of %s failed; model %s stays", target, self._current.version)
-                raise
+            snapshot = load_snapshot(target)
             previous = self._current
             self._current = snapshot
         logger.info("model %s replaced by %s", previous.version, snapshot.version)

@@ -168,7 +168,7 @@ def resume_training(
         raise ConfigError(f"--out {target} is the run being resumed; pass a new folder")
     seed_everything(settings.seed)
     checkpoint = load_checkpoint(run_dir, resolve_device(settings.device))
-    store = EventStore(events_url)
+    store = EventStore(events_url, read_only=True, option="--events")
     try:
         users = logged_users(store, checkpoint.item_index, settings.rating_threshold)
     finally:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+import unicodedata
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -18,7 +20,31 @@ from metarec.serving.store import MAX_ID_LENGTH
 
 # 9999-12-31T23:59:59Z, the last second that datetime can represent.
 MAX_TIMESTAMP = 253_402_300_799.0
-Identifier = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH, strict=True)]
+# Control characters (NUL, line breaks, escapes) and the Unicode line and paragraph
+# separators would corrupt log lines and CSV exports of the ids.
+FORBIDDEN_ID_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
+
+
+def control_character(text: str) -> str | None:
+    """Return the first control character or line separator in ``text``, or None."""
+    for character in text:
+        if unicodedata.category(character) in FORBIDDEN_ID_CATEGORIES:
+            return character
+    return None
+
+
+def _check_identifier(value: str) -> str:
+    found = control_character(value)
+    if found is not None:
+        raise ValueError(f"ids must not contain control characters; found U+{ord(found):04X}")
+    return value
+
+
+Identifier = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_ID_LENGTH, strict=True),
+    AfterValidator(_check_identifier),
+]
 EventType = Literal["impression", "click", "purchase", "rating", "skip"]
 
 

@@ -8,7 +8,14 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from metarec.config import ModelConfig, PretrainConfig, RLConfig, apply_override, read_yaml
+from metarec.config import (
+    ModelConfig,
+    PretrainConfig,
+    RLConfig,
+    apply_override,
+    describe_validation_error,
+    read_yaml,
+)
 from metarec.errors import ConfigError
 
 
@@ -20,7 +27,9 @@ class SyntheticConfig(_Section):
     """Size of a synthetic world of topic-preference users."""
 
     n_users: int = Field(1000, ge=20, description="Users drawn; split like real users.")
-    n_items: int = Field(500, ge=30, description="Items in the catalog.")
+    n_items: int = Field(
+        500, ge=40, description="Items in the catalog; each user's log holds 30 of them."
+    )
     n_topics: int = Field(8, ge=2, description="Latent topics of items and users.")
 
 
@@ -28,7 +37,8 @@ class WorldConfig(_Section):
     """Where simulated users come from: a response model fit on a real log, or synthetic."""
 
     source: str = Field(
-        "ml-100k", description="'synthetic', or a dataset name or path the main job accepts."
+        "ml-100k",
+        description="'synthetic', or a dataset name (ml-100k, ml-1m, ml-10m) or path.",
     )
     data_dir: Path | None = Field(None, description="Folder searched first for the dataset.")
     response_dim: int = Field(32, ge=2, description="Latent size of the fitted response model.")
@@ -77,11 +87,16 @@ class SimulationBaselineConfig(_Section):
     """Grids searched on validation episodes for each simulation baseline."""
 
     dims: list[int] = Field([16, 32], min_length=1, description="PureSVD embedding sizes.")
-    epsilons: list[float] = Field([0.0, 0.05, 0.1, 0.2], min_length=1)
-    ridges: list[float] = Field([0.3, 3.0], min_length=1)
-    prior_strengths: list[float] = Field([0.3, 3.0], min_length=1)
-    noises: list[float] = Field([0.03, 0.1, 0.3], min_length=1)
-    alphas: list[float] = Field([0.03, 0.1, 0.3], min_length=1)
+    epsilons: list[float] = Field([0.0, 0.05, 0.1], min_length=1)
+    ridges: list[float] = Field([3.0, 10.0, 30.0, 100.0], min_length=1)
+    prior_strengths: list[float] = Field([3.0, 10.0, 30.0, 100.0], min_length=1)
+    noises: list[float] = Field([0.01, 0.03, 0.1, 0.3], min_length=1)
+    alphas: list[float] = Field([0.01, 0.03, 0.1, 0.3], min_length=1)
+    dqn_lrs: list[float] = Field(
+        [3e-5, 1e-3],
+        min_length=1,
+        description="DQN learning rates tried; the smaller ones explore less (epsilon 0.1).",
+    )
     dqn_steps: int | None = Field(
         None, ge=1, description="DQN environment steps; default matches the agent's slates."
     )
@@ -91,7 +106,7 @@ class SimulationConfig(_Section):
     """Everything one ``metarec simulate`` command needs; saved with each experiment."""
 
     name: str = "simulation"
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="Seed of every random draw.")
     device: str = Field("cpu", description="torch device, e.g. cpu or cuda:0.")
     threads: int | None = Field(None, ge=1, description="torch CPU threads.")
     world: WorldConfig = WorldConfig()
@@ -102,7 +117,7 @@ class SimulationConfig(_Section):
     pretrain: PretrainConfig = PretrainConfig(epochs=15, patience=4)
     rl: RLConfig = RLConfig(iterations=150, batch_size=32, lr=3e-4, eval_every=15)
     eval_users: int | None = Field(
-        None, ge=1, description="Cap on held-out users per evaluation; default all."
+        None, ge=10, description="Cap on held-out users per evaluation; default all."
     )
     baselines: SimulationBaselineConfig = SimulationBaselineConfig()
     baseline_trials: int = Field(
@@ -123,9 +138,4 @@ def load_simulation_config(
     try:
         return SimulationConfig.model_validate(raw)
     except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise ConfigError(
-            f"invalid simulation config value for '{where}': {first['msg']} "
-            f"(got {first.get('input')!r})"
-        ) from None
+        raise ConfigError(describe_validation_error(error, SimulationConfig)) from None

@@ -39,7 +39,7 @@ Params = dict[str, float]
 
 @dataclass(frozen=True)
 class BanditGrid:
-    """Candidate values of each bandit's hyper-parameters; every combination is tried.
+    """Candidate values of each bandit's hyper-parameters, tried in every combination.
 
     ``dims`` are PureSVD embedding sizes, ``ridges`` the EpsilonGreedy ridge
     penalty, ``prior_strengths`` the weight of the population prior of
@@ -167,16 +167,23 @@ def _bandit_candidates(
 
     return {
         "EpsilonGreedy": (
-            ({"dim": d, "epsilon": e, "ridge": r}, greedy(d, e, r))
-            for d, e, r in itertools.product(grid.dims, grid.epsilons, grid.ridges)
+            ({"dim": dim, "epsilon": epsilon, "ridge": ridge}, greedy(dim, epsilon, ridge))
+            for dim, epsilon, ridge in itertools.product(grid.dims, grid.epsilons, grid.ridges)
         ),
         "ThompsonSampling": (
-            ({"dim": d, "prior_strength": s, "noise": n}, thompson(d, s, n))
-            for d, s, n in itertools.product(grid.dims, grid.prior_strengths, grid.noises)
+            (
+                {"dim": dim, "prior_strength": strength, "noise": noise},
+                thompson(dim, strength, noise),
+            )
+            for dim, strength, noise in itertools.product(
+                grid.dims, grid.prior_strengths, grid.noises
+            )
         ),
         "LinUCB": (
-            ({"dim": d, "prior_strength": s, "alpha": a}, ucb(d, s, a))
-            for d, s, a in itertools.product(grid.dims, grid.prior_strengths, grid.alphas)
+            ({"dim": dim, "prior_strength": strength, "alpha": alpha}, ucb(dim, strength, alpha))
+            for dim, strength, alpha in itertools.product(
+                grid.dims, grid.prior_strengths, grid.alphas
+            )
         ),
     }
 

@@ -10,13 +10,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from metarec.config import DataConfig
-from metarec.data.dataset import load_dataset
+from metarec.data.dataset import load_dataset, looks_like_path
+from metarec.data.download import DATASETS
 from metarec.data.interactions import InteractionLog
 from metarec.data.splits import UserSplit, split_users
 from metarec.envs.fit_response import fit_response_model, response_fidelity
 from metarec.envs.response import ResponseModel
 from metarec.envs.simulated import SimulatedUserEnv
 from metarec.envs.synthetic import make_synthetic_world
+from metarec.errors import ConfigError, DataError
 from metarec.simulation.config import EpisodeConfig, ShiftConfig, SimulationConfig
 from metarec.tasks.generator import user_tasks
 from metarec.tasks.task import Task
@@ -103,6 +105,31 @@ def build_world(config: SimulationConfig, *, with_fidelity: bool = True) -> Simu
     return SimulationWorld(name, log, response, split, tasks, fidelity)
 
 
+def _load_log(config: SimulationConfig) -> InteractionLog:
+    source = config.world.source
+    try:
+        log = load_dataset(DataConfig(dataset=source, data_dir=config.world.data_dir))
+    except DataError as error:
+        if source in DATASETS or looks_like_path(source):
+            raise
+        raise ConfigError(
+            f"world '{source}' is neither '{SYNTHETIC}' nor a dataset found here ({error}); "
+            f"pass --world {SYNTHETIC}, one of {sorted(DATASETS)}, or a dataset path"
+        ) from None
+    check_world_log(log, config)
+    return log
+
+
+def check_world_log(log: InteractionLog, config: SimulationConfig) -> None:
+    """Raise ConfigError when the baselines' embedding sizes do not fit the catalog."""
+    too_large = [dim for dim in config.baselines.dims if dim >= log.n_items]
+    if too_large:
+        raise ConfigError(
+            f"baselines.dims {too_large} must be smaller than the {log.n_items} items of "
+            f"the world; pass smaller sizes with --set 'baselines.dims=[8]'"
+        )
+
+
 def _synthetic_parts(config: SimulationConfig) -> tuple[InteractionLog, ResponseModel, str]:
     size = config.world.synthetic
     world = make_synthetic_world(
@@ -113,6 +140,7 @@ def _synthetic_parts(config: SimulationConfig) -> tuple[InteractionLog, Response
         history_length=min(config.episode.max_shots, SYNTHETIC_LOG_LENGTH),
         log_length=SYNTHETIC_LOG_LENGTH,
     )
+    check_world_log(world.log, config)
     return world.log, world.response, SYNTHETIC
 
 

@@ -85,8 +85,10 @@ def test_experiment_writes_report(experiment: str, tmp_path: Path) -> None:
 def test_shift_rejects_switch_outside_episode(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         app,
-        ["simulate", "shift", "--config", str(TINY), "--out", str(tmp_path / "s"), "-q"]
-        + ["--set", "shift.step=40"],
+        [
+            *("simulate", "shift", "--config", str(TINY), "--out", str(tmp_path / "s"), "-q"),
+            *("--set", "shift.step=40"),
+        ],
     )
     assert result.exit_code == 2
     assert "shift.step=40" in result.output

@@ -64,9 +64,7 @@ def recovery_interval(
     samples = np.array([recovery_time(curve, switch) for curve in weights @ rewards])
     tail = (1.0 - confidence) / 2.0
     # inverted_cdf picks sample values, so an interval end may be inf without NaN arithmetic.
-    low, high = np.quantile(
-        samples[~np.isnan(samples)], [tail, 1.0 - tail], method="inverted_cdf"
-    )
+    low, high = np.quantile(samples[~np.isnan(samples)], [tail, 1.0 - tail], method="inverted_cdf")
     return float(low), float(high)
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from metarec.errors import ConfigError
 from metarec.serving.sessions import UserSessions, UserTokens, event_token
-from metarec.serving.store import EventStore, StoredEvent
+from metarec.serving.store import EventIdConflict, EventStore, StoredEvent
 from metarec.session import CLICK, HISTORY, SKIP
 
 
@@ -46,6 +46,38 @@ def test_store_insert_skips_duplicate_ids(store: EventStore) -> None:
     assert [e.event_id for e in again.inserted] == ["c"]
     assert again.duplicates == 2
     assert [e.event_id for e in store.user_events("u")] == ["a", "b", "c"]
+
+
+def test_store_rejects_conflicting_event_id(store: EventStore) -> None:
+    store.insert([stored("e-1", "alice", "50", "click")])
+    with pytest.raises(EventIdConflict, match="'e-1' is already used in the store") as caught:
+        store.insert([stored("e-2", "bob", "50", "click"), stored("e-1", "bob", "50", "click")])
+    assert caught.value.position == 1
+    assert [event.event_id for event in store.user_events("bob")] == []
+    with pytest.raises(EventIdConflict, match="earlier in the same batch"):
+        store.insert([stored("e-3", "bob", "50", "click"), stored("e-3", "bob", "50", "skip")])
+    assert store.user_events("bob") == []
+    same = store.insert([stored("e-1", "alice", "50", "click")])
+    assert (same.inserted, same.duplicates) == ([], 1)
+
+    rating = StoredEvent("r-1", "alice", "172", "rating", 4.5, 1_700_000_000.123, 1.0)
+    store.insert([rating])
+    # received_at is not part of the payload, so a retry later is still a duplicate.
+    retry = store.insert(
+        [StoredEvent("r-1", "alice", "172", "rating", 4.5, 1_700_000_000.123, 9.0)]
+    )
+    assert retry.duplicates == 1
+    with pytest.raises(EventIdConflict, match="'r-1'"):
+        store.insert([StoredEvent("r-1", "alice", "172", "rating", 4.0, 1_700_000_000.123, 9.0)])
+    with pytest.raises(EventIdConflict, match="'r-1'"):
+        store.insert([StoredEvent("r-1", "alice", "172", "rating", 4.5, 1_700_000_001.0, 9.0)])
+
+
+def test_store_read_only_reads(store: EventStore) -> None:
+    store.insert([stored("ro-1", "reader", "50", "click")])
+    reader = EventStore(store.url, read_only=True, option="--events")
+    assert [event.event_id for event in reader.user_events("reader")] == ["ro-1"]
+    reader.close()
 
 
 def test_store_keeps_commit_order(store: EventStore) -> None:

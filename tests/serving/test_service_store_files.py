@@ -15,7 +15,7 @@ from metarec.cli import app as cli
 from metarec.errors import ConfigError
 from metarec.serving.app import create_app
 from metarec.serving.settings import ServiceSettings
-from metarec.serving.store import EventIdConflict, EventStore, StoredEvent
+from metarec.serving.store import EventStore, StoredEvent
 
 KEY = {"X-API-Key": API_KEY}
 
@@ -139,21 +139,6 @@ def test_read_only_store_reads_events(tmp_path: Path) -> None:
 def test_read_only_store_rejects_folder(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="is a folder"):
         EventStore(f"sqlite:///{tmp_path}", read_only=True, option="--events")
-
-
-def test_store_rejects_conflicting_event_id(tmp_path: Path) -> None:
-    store = EventStore(f"sqlite:///{tmp_path / 'events.db'}")
-    store.insert([stored("e-1", "alice", "50", "click")])
-    with pytest.raises(EventIdConflict, match="'e-1' is already used in the store") as caught:
-        store.insert([stored("e-2", "bob", "50", "click"), stored("e-1", "bob", "50", "click")])
-    assert caught.value.position == 1
-    assert [event.event_id for event in store.user_events("bob")] == []
-    with pytest.raises(EventIdConflict, match="earlier in the same batch"):
-        store.insert([stored("e-3", "bob", "50", "click"), stored("e-3", "bob", "50", "skip")])
-    assert store.user_events("bob") == []
-    same = store.insert([stored("e-1", "alice", "50", "click")])
-    assert (same.inserted, same.duplicates) == ([], 1)
-    store.close()
 
 
 def test_event_id_conflict_is_409(client: TestClient) -> None:

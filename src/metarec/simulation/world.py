@@ -79,7 +79,7 @@ def build_world(config: SimulationConfig, *, with_fidelity: bool = True) -> Simu
         log, response, name = _synthetic_parts(config)
         fidelity = None
     else:
-        log = load_dataset(DataConfig(dataset=config.world.source, data_dir=config.world.data_dir))
+        log = _load_log(config)
         name = log.name
         logger.info("fitting the response model on %d interactions", log.n_interactions)
         response = fit_response_model(

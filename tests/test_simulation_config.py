@@ -1,0 +1,67 @@
+"""The simulation configuration: defaults, overrides and the errors bad values give."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from metarec.errors import ConfigError
+from metarec.simulation.config import load_simulation_config
+from metarec.simulation.world import build_world
+
+
+def test_defaults_are_valid() -> None:
+    config = load_simulation_config()
+    assert config.world.source == "ml-100k"
+    assert config.episode.rounds == 20
+
+
+def test_override_nested_field() -> None:
+    config = load_simulation_config(None, ["episode.reward=revenue", "rl.iterations=5"])
+    assert config.episode.reward == "revenue"
+    assert config.rl.iterations == 5
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("seed=-3", "'seed'"),
+        ("episode.rounds=0", "'episode.rounds'"),
+        ("episode.reward=likes", "'episode.reward'"),
+        ("eval_users=1", "'eval_users'"),
+        ("world.synthetic.n_items=30", "'world.synthetic.n_items'"),
+        ("episode.min_shots=9", "min_shots=9 must not exceed max_shots=5"),
+    ],
+)
+def test_invalid_value_names_field(override: str, expected: str) -> None:
+    overrides = [override] + (["episode.max_shots=5"] if "min_shots" in override else [])
+    with pytest.raises(ConfigError, match=expected):
+        load_simulation_config(None, overrides)
+
+
+def test_unknown_field_lists_valid_fields() -> None:
+    with pytest.raises(ConfigError, match="unknown config field 'episode.slates'.*slate_size"):
+        load_simulation_config(None, ["episode.slates=3"])
+
+
+def test_malformed_yaml_gives_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("episode:\n  rounds: [1, 2\n")
+    with pytest.raises(ConfigError, match=r"not valid YAML.*line \d+, column \d+"):
+        load_simulation_config(path)
+
+
+def test_unknown_world_suggests_synthetic(tmp_path: Path) -> None:
+    config = load_simulation_config(None, ["world.source=nosuchdata", f"world.data_dir={tmp_path}"])
+    with pytest.raises(ConfigError, match="pass --world synthetic"):
+        build_world(config)
+
+
+def test_embedding_size_larger_than_catalog() -> None:
+    config = load_simulation_config(
+        None,
+        ["world.source=synthetic", "world.synthetic.n_items=50", "baselines.dims=[64]"],
+    )
+    with pytest.raises(ConfigError, match=r"baselines.dims \[64\] must be smaller than the 50"):
+        build_world(config)

@@ -34,7 +34,7 @@ def test_simulation_rejects_training_run(tmp_path: Path) -> None:
 
 def test_run_rejects_simulation(tmp_path: Path) -> None:
     (tmp_path / "results.json").write_text("{}")
-    with pytest.raises(ConfigError, match="model.json, metrics.json"):
+    with pytest.raises(ConfigError, match=r"model\.json, metrics\.json"):
         check_output_folder(tmp_path)
 
 

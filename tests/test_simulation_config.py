@@ -41,7 +41,7 @@ def test_invalid_value_names_field(override: str, expected: str) -> None:
 
 
 def test_unknown_field_lists_valid_fields() -> None:
-    with pytest.raises(ConfigError, match="unknown config field 'episode.slates'.*slate_size"):
+    with pytest.raises(ConfigError, match=r"unknown config field 'episode\.slates'.*slate_size"):
         load_simulation_config(None, ["episode.slates=3"])
 
 

@@ -196,8 +196,8 @@ class EventStore:
 
     @contextmanager
     def _connect(self, transaction: bool = False) -> Iterator[Connection]:
-        # NOTE: the file check and the commit are not atomic, so a file deleted while a
-        # commit runs still loses that commit; the next call reports the store unavailable.
+        # NOTE: the file check and the commit are not atomic. A file deleted while a
+        # commit runs still loses that commit, and the next call reports it unavailable.
         self.check_file()
         opened = self.engine.begin() if transaction else self.engine.connect()
         with opened as connection:

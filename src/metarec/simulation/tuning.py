@@ -226,7 +226,7 @@ def _tune_dqn(
         # The kept weights are those of the best validation record, so its score is theirs.
         scores = [record["validation"] for record in trained.history]
         score = max(scores) if scores else evaluate(trained.recommender)
-        params = {"config": float(index), "lr": config.lr, "steps": float(config.steps)}
+        params = {"lr": config.lr, "epsilon_start": config.epsilon_start, "steps": config.steps}
         logger.debug("DQN %s: validation return %.4f", params, score)
         if best is None or score > best[2]:
             best = (trained.recommender, params, score)
@@ -247,6 +247,6 @@ def chosen_values(result: TunedBaselines) -> list[str]:
     """Return one line per baseline, ``name: key=value ... (validation return R)``."""
     lines = []
     for name, params in result.params.items():
-        values = " ".join(f"{key}={value:g}" for key, value in params.items())
+        values = " ".join(f"{key}={value:g}" for key, value in params.items()) or "no parameters"
         lines.append(f"{name}: {values} (validation return {result.validation_return[name]:.3f})")
     return lines

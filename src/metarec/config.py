@@ -74,6 +74,11 @@ class ModelConfig(_Section):
     heads: int = Field(2, ge=1)
     dropout: float = Field(0.2, ge=0.0, lt=1.0)
     max_tokens: int = Field(160, ge=8, description="Most recent tokens the policy reads.")
+    ridge_head: bool = Field(
+        False,
+        description="Add a closed-form ridge regression over the session's feedback to the "
+        "scores (a base learner solved per user, with meta-learned features and prior).",
+    )
 
     @model_validator(mode="after")
     def _heads_divide_dim(self) -> ModelConfig:

@@ -40,7 +40,7 @@ from metarec.serving.schemas import (
     format_timestamp,
 )
 from metarec.serving.search import search_items
-from metarec.serving.service import Service, rank_items
+from metarec.serving.service import Service
 from metarec.serving.settings import ServiceSettings, key_matches
 from metarec.serving.sqlite_files import StoreUnavailableError
 from metarec.serving.store import EventIdConflict, StoredEvent
@@ -59,6 +59,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        service.batcher.close()
         service.store.close()
         logger.info("service stopped")
 
@@ -88,7 +89,8 @@ def create_app(settings: ServiceSettings) -> FastAPI:
 
 
 def _require_key(service: Service) -> Any:
-    def check(key: Annotated[str | None, Depends(api_key_header)]) -> None:
+    # Async, because FastAPI runs a sync dependency on its thread pool: a thread hop per call.
+    async def check(key: Annotated[str | None, Depends(api_key_header)]) -> None:
         if not key:
             message = "this call needs an X-API-Key header"
             raise ApiError(401, "missing_api_key", message, "X-API-Key")
@@ -98,8 +100,11 @@ def _require_key(service: Service) -> Any:
     return Depends(check)
 
 
-def _require_json(request: Request) -> None:
-    """Reject a POST body sent with a content type other than JSON (415)."""
+async def _require_json(request: Request) -> None:
+    """Reject a POST body sent with a content type other than JSON (415).
+
+    It is async, so FastAPI runs it on the event loop instead of its thread pool.
+    """
     content_type = request.headers.get("content-type")
     if content_type is None or request.method != "POST":
         return
@@ -121,11 +126,12 @@ def _read_routes(service: Service) -> APIRouter:
     router = APIRouter(prefix="/v1", dependencies=[Depends(_require_json)])
 
     @router.post("/recommendations", response_model=RecommendationResponse)
-    def recommend(body: RecommendationRequest) -> RecommendationResponse:
+    async def recommend(body: RecommendationRequest) -> RecommendationResponse:
         snapshot = service.models.current
         exclude = _item_indices(snapshot, body.exclude, "exclude")
+        # The session is read on arrival, so it holds every event acknowledged before.
         session = service.sessions.session(body.user_id, snapshot.item_index)
-        ranked = rank_items(snapshot, session, body.k, exclude)
+        ranked = await service.batcher.rank(snapshot, session, body.k, exclude)
         item_ids = snapshot.checkpoint.item_ids
         return RecommendationResponse(
             user_id=body.user_id,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from metarec.recommender import mask_shown, top_k
+from metarec.serving.batching import RecommendationBatcher, rank_batch
 from metarec.serving.metrics import ServiceMetrics
 from metarec.serving.models import ModelHolder, ModelSnapshot, load_snapshot
 from metarec.serving.sessions import UserSessions
@@ -30,6 +30,7 @@ class Service:
     store: EventStore
     sessions: UserSessions
     metrics: ServiceMetrics = field(default_factory=ServiceMetrics)
+    batcher: RecommendationBatcher = field(default_factory=RecommendationBatcher)
     # Serialises commit and session update, so the in-memory order equals the store's order.
     write_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -38,7 +39,9 @@ class Service:
         """Load the checkpoint, open the store and rebuild every user's session from it."""
         models = ModelHolder(load_snapshot(settings.run_dir))
         store = EventStore(settings.db_url)
-        service = cls(settings, models, store, UserSessions(settings.rating_threshold))
+        batcher = RecommendationBatcher(settings.max_scoring_batch, settings.max_batch_wait_s)
+        sessions = UserSessions(settings.rating_threshold)
+        service = cls(settings, models, store, sessions, batcher=batcher)
         service.rebuild_sessions()
         snapshot = models.current
         service.metrics.set_model(snapshot.version, snapshot.dataset)
@@ -87,12 +90,9 @@ class Service:
 def rank_items(
     snapshot: ModelSnapshot, session: Session, k: int, exclude: np.ndarray
 ) -> list[tuple[int, float]]:
-    """Return up to ``k`` (item index, score) pairs, best first.
+    """Return up to ``k`` (item index, score) pairs, best first, for one session.
 
     Items of the session and of ``exclude`` are left out, as
     :meth:`metarec.recommender.Recommender.recommend` leaves out shown items.
     """
-    scores = mask_shown(snapshot.checkpoint.agent.score([session]), [session])
-    scores[0, exclude] = -np.inf
-    ranked = top_k(scores, k)[0]
-    return [(int(item), float(scores[0, item])) for item in ranked if np.isfinite(scores[0, item])]
+    return rank_batch(snapshot, [session], [k], [exclude])[0]

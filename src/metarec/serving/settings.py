@@ -14,6 +14,8 @@ API_KEYS_ENV = "METAREC_API_KEYS"
 MAX_BATCH_EVENTS = 1000
 MAX_BODY_BYTES = 1 << 20
 DEFAULT_RATING_THRESHOLD = 3.0
+DEFAULT_MAX_BATCH_SIZE = 64
+DEFAULT_MAX_WAIT_S = 0.001
 VALID_KEY = re.compile(r"[\x21-\x7e]+")
 
 
@@ -27,6 +29,10 @@ class ServiceSettings:
     rating_threshold: float = DEFAULT_RATING_THRESHOLD
     max_batch_events: int = MAX_BATCH_EVENTS
     max_body_bytes: int = MAX_BODY_BYTES
+    # Recommendation requests scored together in one forward pass, and the longest
+    # time a started batch keeps taking requests that are still arriving.
+    max_scoring_batch: int = DEFAULT_MAX_BATCH_SIZE
+    max_batch_wait_s: float = DEFAULT_MAX_WAIT_S
 
     def __post_init__(self) -> None:
         if not self.api_keys:

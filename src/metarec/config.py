@@ -79,6 +79,7 @@ class ModelConfig(_Section):
         description="Add a closed-form ridge regression over the session's feedback to the "
         "scores (a base learner solved per user, with meta-learned features and prior).",
     )
+    ridge_dim: int = Field(32, ge=2, description="Feature size of the ridge head.")
 
     @model_validator(mode="after")
     def _heads_divide_dim(self) -> ModelConfig:

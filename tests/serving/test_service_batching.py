@@ -27,7 +27,7 @@ def user_items(item_ids: tuple[str, ...], user: int) -> list[str]:
 
 
 async def post_and_rank(settings: ServiceSettings, item_ids: tuple[str, ...]) -> list[list[str]]:
-    """Post every user's history, then request all slates at once; return them in user order."""
+    """Post every user's history, then request all slates at once and return them in user order."""
     app = create_app(settings)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:

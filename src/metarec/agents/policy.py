@@ -50,7 +50,7 @@ class SlatePolicy(nn.Module):
         self.output_embedding = nn.Embedding(n_items, dim)
         self.output_bias = nn.Parameter(torch.zeros(n_items))
         self.value_head = nn.Sequential(nn.Linear(dim, dim), nn.Tanh(), nn.Linear(dim, 1))
-        self.ridge = RidgeHead(n_items, dim) if config.ridge_head else None
+        self.ridge = RidgeHead(n_items, config.ridge_dim) if config.ridge_head else None
 
         nn.init.normal_(self.item_embedding.weight, std=0.05)
         nn.init.normal_(self.output_embedding.weight, std=0.05)
@@ -148,6 +148,16 @@ class RidgeHead(nn.Module):
         nn.init.normal_(self.features.weight, std=dim**-0.5)
         with torch.no_grad():
             self.features.weight[n_items].zero_()
+
+    def initialise(
+        self, features: np.ndarray, prior: np.ndarray, penalty: float, scale: float
+    ) -> None:
+        """Start from given item features and prior, e.g. PureSVD factors of a training log."""
+        with torch.no_grad():
+            self.features.weight[:-1].copy_(torch.as_tensor(features))
+            self.prior.copy_(torch.as_tensor(prior))
+            self.log_penalty.fill_(float(np.log(penalty)))
+            self.scale.fill_(scale)
 
     def forward(self, batch: TokenBatch) -> torch.Tensor:
         """Return ``(batch, n_items)`` ridge scores of every item."""

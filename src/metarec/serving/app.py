@@ -89,7 +89,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
 
 
 def _require_key(service: Service) -> Any:
-    # Async, because FastAPI runs a sync dependency on its thread pool: a thread hop per call.
+    # Async, because FastAPI runs a sync dependency on its thread pool, a thread hop per call.
     async def check(key: Annotated[str | None, Depends(api_key_header)]) -> None:
         if not key:
             message = "this call needs an X-API-Key header"
@@ -129,7 +129,7 @@ def _read_routes(service: Service) -> APIRouter:
     async def recommend(body: RecommendationRequest) -> RecommendationResponse:
         snapshot = service.models.current
         exclude = _item_indices(snapshot, body.exclude, "exclude")
-        # The session is read on arrival, so it holds every event acknowledged before.
+        # The session is read on arrival, so it contains every event acknowledged before.
         session = service.sessions.session(body.user_id, snapshot.item_index)
         ranked = await service.batcher.rank(snapshot, session, body.k, exclude)
         item_ids = snapshot.checkpoint.item_ids

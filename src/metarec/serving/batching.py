@@ -1,6 +1,6 @@
 """Dynamic micro-batching: concurrent recommendation requests share one forward pass.
 
-Each request reads its user's session when it arrives, so it sees every event
+Each request reads its user's session when it arrives, so it contains every event
 acknowledged before it, and queues the session here. One collector task takes
 the queued requests, up to ``max_batch_size``, and scores them together on a
 single scoring thread, which keeps torch off the event loop. While a batch is
@@ -116,7 +116,7 @@ class RecommendationBatcher:
     def _running_queue(self) -> asyncio.Queue[RankRequest]:
         """Return the queue of the running event loop, starting the collector on first use.
 
-        A new loop (a test client opens one per session) gets a new queue and collector.
+        A new loop (each TestClient context runs its own) gets a new queue and collector.
         """
         loop = asyncio.get_running_loop()
         if self._queue is None or self._loop is not loop or self._collector_stopped():

@@ -27,6 +27,7 @@ from metarec.meta.sampling import SessionSampler, item_neighbors
 from metarec.meta.trainer import resolve_device, seed_everything
 from metarec.progress import Reporter, SilentReporter
 from metarec.simulation.config import SimulationConfig
+from metarec.simulation.embeddings import fit_log_embeddings
 from metarec.simulation.policies import RecommenderPolicy
 from metarec.simulation.runner import run_episodes
 from metarec.simulation.world import EnvFactory, SimulationWorld
@@ -34,6 +35,10 @@ from metarec.tasks.task import Task
 
 logger = logging.getLogger(__name__)
 
+RIDGE_PENALTY = 30.0
+"""Starting ridge penalty of the ridge head, in units of observed items (mean squared norm 1)."""
+RIDGE_SCALE = 10.0
+"""Starting weight of the ridge scores next to the logits, so that they steer the ranking."""
 VALIDATION_SEED = 10_000
 """Seed of the validation episodes; test episodes use the experiment seed instead."""
 
@@ -131,6 +136,11 @@ def _pretrain(
     counts = np.asarray(train_matrix.sum(axis=0)).ravel()
     policy = SlatePolicy(log.n_items, config.model).to(device)
     policy.init_output_bias(counts)
+    if policy.ridge is not None:
+        embeddings = fit_log_embeddings(log, users, config.model.ridge_dim, seed=config.seed)
+        policy.ridge.initialise(
+            embeddings.vectors, embeddings.prior_mean, RIDGE_PENALTY, RIDGE_SCALE
+        )
     sampler = SessionSampler(
         log,
         users,

@@ -115,7 +115,7 @@ class SimulationConfig(_Section):
     virtual: VirtualConfig = VirtualConfig()
     model: ModelConfig = ModelConfig()
     pretrain: PretrainConfig = PretrainConfig(epochs=15, patience=4)
-    rl: RLConfig = RLConfig(iterations=150, batch_size=32, lr=3e-4, eval_every=15)
+    rl: RLConfig = RLConfig(iterations=60, batch_size=32, lr=3e-4, eval_every=10)
     eval_users: int | None = Field(
         None, ge=10, description="Cap on held-out users per evaluation; default all."
     )

@@ -84,7 +84,8 @@ def plot_reward_curves(
     for name, curve in curves.items():
         style = "--" if name in ("oracle", "random") else "-"
         axes.plot(np.arange(1, curve.shape[0] + 1), curve, style, marker=".", label=name)
-    axes.axvline(switch_step + 0.5, color="red", lw=1.0, label="preference switch")
+    axes.axvline(switch_step + 0.5, color="black", lw=1.0, ls=":", label="preference switch")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_xlabel("step of the episode (slate number)")
     axes.set_ylabel("mean reward per user")
     axes.set_title(title)

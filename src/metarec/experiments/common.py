@@ -119,7 +119,7 @@ def tuned_baselines(
     )
 
 
-def test_tasks(world: SimulationWorld, config: SimulationConfig) -> list[Task]:
+def held_out_tasks(world: SimulationWorld, config: SimulationConfig) -> list[Task]:
     """Return the held-out test tasks, capped at ``config.eval_users``."""
     tasks = world.tasks["test"]
     return tasks if config.eval_users is None else tasks[: config.eval_users]

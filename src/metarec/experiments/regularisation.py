@@ -17,11 +17,11 @@ from typing import Any
 from metarec.experiments.common import (
     Timer,
     fidelity_lines,
+    held_out_tasks,
     play_policies,
     score_policies,
     score_record,
     score_table,
-    test_tasks,
     write_experiment,
 )
 from metarec.experiments.plots import plot_scores, plot_training_curves
@@ -66,7 +66,7 @@ def run_regularisation(
     policies: dict[str, SimulationPolicy] = {
         name: RecommenderPolicy(training.agent, name) for name, training in trainings.items()
     }
-    envs = world.envs(test_tasks(world, config), config.episode, config.model.max_tokens)
+    envs = world.envs(held_out_tasks(world, config), config.episode, config.model.max_tokens)
     results = timer.measure("evaluation_s", lambda: play_policies(policies, envs, config.seed))
     scores = score_policies(results, config.seed)
     gaps = {

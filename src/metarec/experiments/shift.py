@@ -19,11 +19,11 @@ from metarec.experiments.common import (
     AGENT_NAME,
     Timer,
     fidelity_lines,
+    held_out_tasks,
     play_policies,
     score_policies,
     score_record,
     score_table,
-    test_tasks,
     tuned_baselines,
     write_experiment,
 )
@@ -109,7 +109,7 @@ def run_shift(config: SimulationConfig, out_dir: Path, reporter: Reporter) -> di
     )
     policies: dict[str, SimulationPolicy] = {AGENT_NAME: RecommenderPolicy(training.agent)}
     policies.update({name: as_policy(model) for name, model in tuned.models.items()})
-    envs = world.envs(test_tasks(world, config), config.episode, config.model.max_tokens)
+    envs = world.envs(held_out_tasks(world, config), config.episode, config.model.max_tokens)
     results = timer.measure("evaluation_s", lambda: play_policies(policies, envs, config.seed))
     scores = score_policies(results, config.seed)
     recovery = _recovery_table(results, config.shift.step, config.seed)

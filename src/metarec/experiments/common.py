@@ -53,9 +53,9 @@ class Timer:
 def dqn_settings(config: SimulationConfig) -> tuple[DQNConfig, ...]:
     """Return the DQN baseline's candidate settings, one per learning rate.
 
-    By default the DQN sees as many slates as meta-RL does (iterations x
-    batch x rounds), capped at ``MAX_DQN_STEPS`` steps of 16 users, so it can see
-    fewer slates than meta-RL; ``baselines.dqn_steps`` sets the count. A learning
+    By default the DQN is trained on as many slates as meta-RL (iterations x
+    batch x rounds), capped at ``MAX_DQN_STEPS`` steps of 16 users, so it may
+    get fewer slates than meta-RL. ``baselines.dqn_steps`` sets the count. A learning
     rate below 1e-4 fine-tunes the pre-trained network gently (epsilon from
     0.1); larger ones explore more (epsilon from 0.5).
     """

@@ -1,11 +1,12 @@
 """Virtual tasks: can users sampled from a generative model stand in for missing real users?
 
-Four agents are meta-trained and scored on the same held-out test users:
-(a) on all real training users, (b) on a fraction of them, and (c) on that
-fraction plus virtual users from each generator, fit on the fraction's
-preference vectors only. (b) and every (c) share one pre-trained network,
-so they differ only in the tasks of meta-RL. The gap closed by a generator
-is ``(c - b) / (a - b)`` of the normalised score.
+Four agents are meta-trained and scored on the same held-out test users.
+Agent (a) trains on all real training users and (b) on a fraction of them.
+Each agent (c) trains on that fraction plus virtual users from one
+generator, which is fit on the fraction's preference vectors only. Agent
+(b) and every (c) share one pre-trained network, so they differ only in the
+tasks of meta-RL. The gap closed by a generator is ``(c - b) / (a - b)`` of
+the normalised score.
 """
 
 from __future__ import annotations

@@ -36,11 +36,11 @@ logger = logging.getLogger(__name__)
 
 
 class EpisodeEnv(Protocol):
-    """What a rollout needs of an environment: log replay and simulators both provide it.
+    """Interface a rollout needs of an environment; log replay and simulators both provide it.
 
     An environment may also offer ``allowed_mask()``, a bool ``(n_items,)``
-    array of the items a slate may hold now; otherwise every item not yet in
-    the session is allowed.
+    array of the items a slate may contain now. Without it, every item not
+    yet in the session is allowed.
     """
 
     session: Session

@@ -61,7 +61,7 @@ def validation_scorer(
 ) -> Callable[[SlatePolicy], dict[str, float]]:
     """Return a function that scores a policy by its mean return on validation episodes.
 
-    With ``train_envs`` the record also holds ``train_return``, the mean
+    With ``train_envs`` the record also contains ``train_return``, the mean
     return on those training tasks, so curves show any gap between the two.
     """
 

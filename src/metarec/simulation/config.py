@@ -28,13 +28,13 @@ class SyntheticConfig(_Section):
 
     n_users: int = Field(1000, ge=20, description="Users drawn; split like real users.")
     n_items: int = Field(
-        500, ge=40, description="Items in the catalog; each user's log holds 30 of them."
+        500, ge=40, description="Items in the catalog; each user's log contains 30 of them."
     )
     n_topics: int = Field(8, ge=2, description="Latent topics of items and users.")
 
 
 class WorldConfig(_Section):
-    """Where simulated users come from: a response model fit on a real log, or synthetic."""
+    """Source of simulated users: a response model fit on a real log, or a synthetic world."""
 
     source: str = Field(
         "ml-100k",
@@ -51,8 +51,12 @@ class EpisodeConfig(_Section):
 
     rounds: int = Field(20, ge=2, description="Slates per episode.")
     slate_size: int = Field(10, ge=1, description="Items per slate.")
-    min_shots: int = Field(1, ge=0, description="Fewest history items an episode starts from.")
-    max_shots: int = Field(10, ge=0, description="Most history items an episode starts from.")
+    min_shots: int = Field(
+        1, ge=0, description="Minimum number of history items an episode starts from."
+    )
+    max_shots: int = Field(
+        10, ge=0, description="Maximum number of history items an episode starts from."
+    )
     reward: Literal["click", "rating", "purchase", "revenue"] = "click"
     patience: int = Field(3, ge=1, description="Slates without a click before a user quits.")
 

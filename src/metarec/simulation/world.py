@@ -33,9 +33,9 @@ SYNTHETIC_LOG_LENGTH = 30
 class SimulationWorld:
     """Everything an experiment draws on.
 
-    ``log`` holds every user's interactions. Agents and baselines learn only
+    ``log`` contains every user's interactions. Agents and baselines learn only
     from the rows of ``split.train``. ``response`` is the hidden ground truth
-    of every user, and ``tasks`` holds one task per user of each split.
+    of every user, and ``tasks`` contains one task per user of each split.
     ``fidelity`` holds the response model's scores on held-out real
     interactions, or ``None`` for a synthetic world, whose model is exact.
     """

@@ -9,21 +9,16 @@ from typing import Any
 from metarec.experiments.common import (
     AGENT_NAME,
     Timer,
+    compare_with_baselines,
     fidelity_lines,
-    held_out_tasks,
-    play_policies,
-    score_policies,
     score_record,
     score_table,
-    tuned_baselines,
     write_experiment,
 )
 from metarec.experiments.plots import plot_per_step, plot_scores, plot_training_curves
 from metarec.progress import Reporter
-from metarec.simulation.agent import train_simulation_agent
 from metarec.simulation.config import SimulationConfig
-from metarec.simulation.policies import RecommenderPolicy, SimulationPolicy
-from metarec.simulation.tuning import as_policy, chosen_values
+from metarec.simulation.tuning import chosen_values
 from metarec.simulation.world import build_world
 
 logger = logging.getLogger(__name__)
@@ -33,19 +28,16 @@ def run_adaptation(config: SimulationConfig, out_dir: Path, reporter: Reporter) 
     """Train the agent and the baselines, then score all of them on test users' episodes."""
     timer = Timer()
     world = timer.measure("world_s", lambda: build_world(config))
-    training = timer.measure(
-        "agent_s", lambda: train_simulation_agent(world, config, reporter=reporter)
+    comparison = compare_with_baselines(world, config, reporter, timer)
+    training, tuned, results, scores = (
+        comparison.training,
+        comparison.tuned,
+        comparison.results,
+        comparison.scores,
     )
     rl_steps = config.rl.iterations * config.rl.batch_size * config.episode.rounds
-    tuned = timer.measure(
-        "baselines_s", lambda: tuned_baselines(world, config, training.pretrained, reporter)
-    )
-    policies: dict[str, SimulationPolicy] = {AGENT_NAME: RecommenderPolicy(training.agent)}
-    policies.update({name: as_policy(model) for name, model in tuned.models.items()})
-    envs = world.envs(held_out_tasks(world, config), config.episode, config.model.max_tokens)
-    results = timer.measure("evaluation_s", lambda: play_policies(policies, envs, config.seed))
-    scores = score_policies(results, config.seed)
     gaps = results["oracle"].rewards.mean(axis=0) - results["random"].rewards.mean(axis=0)
+    test_users = results["oracle"].tasks.shape[0]
 
     record: dict[str, Any] = {
         "experiment": "adaptation",
@@ -63,7 +55,7 @@ def run_adaptation(config: SimulationConfig, out_dir: Path, reporter: Reporter) 
         [
             f"# Adaptation on {world.name} simulated users",
             "",
-            f"Test users: {len(envs.tasks)}, {config.episode.rounds} slates of "
+            f"Test users: {test_users}, {config.episode.rounds} slates of "
             f"{config.episode.slate_size}, reward {config.episode.reward}, users quit after "
             f"{config.episode.patience} slates without a click.",
             "",

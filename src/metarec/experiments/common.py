@@ -15,15 +15,22 @@ import numpy as np
 from metarec.agents.policy import SlatePolicy
 from metarec.fileio import atomic_write_text, staged_folder
 from metarec.progress import Reporter
+from metarec.simulation.agent import SimulationTraining, train_simulation_agent
 from metarec.simulation.config import SimulationConfig
 from metarec.simulation.dqn import DQNConfig
-from metarec.simulation.policies import OraclePolicy, RandomPolicy, SimulationPolicy
+from metarec.simulation.policies import (
+    OraclePolicy,
+    RandomPolicy,
+    RecommenderPolicy,
+    SimulationPolicy,
+)
 from metarec.simulation.runner import EpisodeResults, run_episodes
 from metarec.simulation.scoring import NormalisedScore, normalised_score
 from metarec.simulation.tuning import (
     BanditGrid,
     DQNTuning,
     TunedBaselines,
+    as_policy,
     tune_simulation_baselines,
 )
 from metarec.simulation.world import EnvFactory, SimulationWorld
@@ -117,6 +124,33 @@ def tuned_baselines(
         trials=config.baseline_trials,
         reporter=reporter,
     )
+
+
+@dataclass
+class Comparison:
+    """The trained agent, the tuned baselines, and every policy's test episodes and scores."""
+
+    training: SimulationTraining
+    tuned: TunedBaselines
+    results: dict[str, EpisodeResults]
+    scores: dict[str, NormalisedScore]
+
+
+def compare_with_baselines(
+    world: SimulationWorld, config: SimulationConfig, reporter: Reporter, timer: Timer
+) -> Comparison:
+    """Train the agent and the baselines, then play and score all of them on test users."""
+    training = timer.measure(
+        "agent_s", lambda: train_simulation_agent(world, config, reporter=reporter)
+    )
+    tuned = timer.measure(
+        "baselines_s", lambda: tuned_baselines(world, config, training.pretrained, reporter)
+    )
+    policies: dict[str, SimulationPolicy] = {AGENT_NAME: RecommenderPolicy(training.agent)}
+    policies.update({name: as_policy(model) for name, model in tuned.models.items()})
+    envs = world.envs(held_out_tasks(world, config), config.episode, config.model.max_tokens)
+    results = timer.measure("evaluation_s", lambda: play_policies(policies, envs, config.seed))
+    return Comparison(training, tuned, results, score_policies(results, config.seed))
 
 
 def held_out_tasks(world: SimulationWorld, config: SimulationConfig) -> list[Task]:

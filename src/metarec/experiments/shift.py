@@ -18,22 +18,17 @@ import numpy as np
 from metarec.experiments.common import (
     AGENT_NAME,
     Timer,
+    compare_with_baselines,
     fidelity_lines,
-    held_out_tasks,
-    play_policies,
-    score_policies,
     score_record,
     score_table,
-    tuned_baselines,
     write_experiment,
 )
 from metarec.experiments.plots import plot_reward_curves, plot_training_curves
 from metarec.progress import Reporter
-from metarec.simulation.agent import train_simulation_agent
 from metarec.simulation.config import SimulationConfig
-from metarec.simulation.policies import RecommenderPolicy, SimulationPolicy
 from metarec.simulation.runner import EpisodeResults
-from metarec.simulation.tuning import as_policy, chosen_values
+from metarec.simulation.tuning import chosen_values
 from metarec.simulation.world import SimulationWorld, build_world, with_shift
 
 logger = logging.getLogger(__name__)
@@ -101,17 +96,13 @@ def run_shift(config: SimulationConfig, out_dir: Path, reporter: Reporter) -> di
     _check_switch(config)
     timer = Timer()
     world = shifted_world(timer.measure("world_s", lambda: build_world(config)), config)
-    training = timer.measure(
-        "agent_s", lambda: train_simulation_agent(world, config, reporter=reporter)
+    comparison = compare_with_baselines(world, config, reporter, timer)
+    training, tuned, results, scores = (
+        comparison.training,
+        comparison.tuned,
+        comparison.results,
+        comparison.scores,
     )
-    tuned = timer.measure(
-        "baselines_s", lambda: tuned_baselines(world, config, training.pretrained, reporter)
-    )
-    policies: dict[str, SimulationPolicy] = {AGENT_NAME: RecommenderPolicy(training.agent)}
-    policies.update({name: as_policy(model) for name, model in tuned.models.items()})
-    envs = world.envs(held_out_tasks(world, config), config.episode, config.model.max_tokens)
-    results = timer.measure("evaluation_s", lambda: play_policies(policies, envs, config.seed))
-    scores = score_policies(results, config.seed)
     recovery = _recovery_table(results, config.shift.step, config.seed)
 
     record: dict[str, Any] = {

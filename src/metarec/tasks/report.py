@@ -1,9 +1,6 @@
-"""Print how close GAN and Gaussian-mixture virtual users come to real held-out users.
+"""Measure how close GAN and Gaussian-mixture virtual users come to real held-out users.
 
-Usage:
-    python -m metarec.tasks.report [--dataset ml-100k] [--data-dir DIR] [--seed N]
-                                   [--gan-steps N] [--no-synthetic] [--plot FILE]
-                                   [--threads N]
+``benchmarks/task_fidelity.py`` prints these reports from the command line.
 
 For MovieLens-100K the user vectors are those of ``fit_response_model`` on the whole
 log. For the synthetic world they are the known preferences of its users. In both,

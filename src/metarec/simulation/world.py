@@ -36,7 +36,7 @@ class SimulationWorld:
     ``log`` contains every user's interactions. Agents and baselines learn only
     from the rows of ``split.train``. ``response`` is the hidden ground truth
     of every user, and ``tasks`` contains one task per user of each split.
-    ``fidelity`` holds the response model's scores on held-out real
+    ``fidelity`` contains the response model's scores on held-out real
     interactions, or ``None`` for a synthetic world, whose model is exact.
     """
 

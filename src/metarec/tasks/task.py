@@ -15,8 +15,8 @@ class Task:
     """The ground truth of one episode's user and what the agent is shown first.
 
     ``preference`` is the user's vector in the response model's latent space
-    (see :class:`metarec.envs.response.ResponseModel`); the agent never sees it.
-    ``history`` holds the item indices the episode starts from, as history
+    (see :class:`metarec.envs.response.ResponseModel`); it is never part of the agent's observation.
+    ``history`` contains the item indices the episode starts from, as history
     tokens, earliest first. ``items`` restricts the catalog the agent may
     recommend from (a domain task); ``None`` allows every item.
     ``drift_to`` and ``drift_step`` describe a preference shift: from step

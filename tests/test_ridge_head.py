@@ -1,4 +1,4 @@
-"""The policy's closed-form ridge head: the solution, its use of feedback, checkpoints."""
+"""The policy's closed-form ridge head: the solution, token weights, forgetting, checkpoints."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from metarec.agents.policy import RidgeHead, SlatePolicy
+from metarec.agents.policy import SlatePolicy
+from metarec.agents.ridge import RidgeHead
 from metarec.agents.tokens import pack_sessions
 from metarec.config import ModelConfig
 from metarec.session import Session
@@ -70,3 +71,73 @@ def test_policy_with_ridge_head_round_trips_state() -> None:
     plain = SlatePolicy(N_ITEMS, config.model_copy(update={"ridge_head": False}))
     with pytest.raises(RuntimeError, match="ridge"):
         plain.load_state_dict(policy.state_dict())
+
+
+def _two_slate_session() -> Session:
+    """History 1, 4; slate 2, 7, 9 with a click on 2; slate 3, 5, 6 without clicks."""
+    return (
+        Session.from_history(np.array([1, 4]))
+        .with_slate(np.array([2, 7, 9]), np.array([True, False, False]))
+        .with_slate(np.array([3, 5, 6]), np.array([False, False, False]))
+    )
+
+
+def test_slate_weights_follow_position_and_age() -> None:
+    head = RidgeHead(N_ITEMS, DIM, slate_size=3)
+    decay = 0.5
+    with torch.no_grad():
+        head.skip_log_weights.copy_(torch.log(torch.tensor([1.0, 0.5, 0.25])))
+        head.raw_decay.fill_(float(np.log(np.expm1(decay))))
+        head.log_weights.copy_(torch.log(torch.tensor([2.0, 1.0, 1.0])))
+    batch = pack_sessions([_two_slate_session()], N_ITEMS, 16, torch.device("cpu"))
+    weights = head.token_weights(batch).detach().numpy()[0]
+    # History weighs 2 and is older than both slates; the clicked item keeps weight 1.
+    old, new = np.exp(-2 * decay), np.exp(-decay)
+    expected = [2 * old, 2 * old, new, 0.5 * new, 0.25 * new, 1.0, 0.5, 0.25]
+    np.testing.assert_allclose(weights, expected, rtol=1e-5)
+
+
+def test_weighted_ridge_matches_closed_form() -> None:
+    torch.manual_seed(2)
+    head = RidgeHead(N_ITEMS, DIM, slate_size=3)
+    with torch.no_grad():
+        head.skip_log_weights.copy_(torch.tensor([0.0, -0.5, -1.0]))
+        head.raw_decay.fill_(0.3)
+        head.targets.copy_(torch.tensor([0.8, 1.2, -0.1]))
+        head.prior.copy_(torch.tensor([0.1, 0.0, -0.1, 0.2]))
+    batch = pack_sessions([_two_slate_session()], N_ITEMS, 16, torch.device("cpu"))
+    scores = head(batch).detach().numpy()[0].astype(np.float64)
+
+    weights = head.token_weights(batch).detach().numpy()[0].astype(np.float64)
+    features = head.features.weight.detach().numpy()[:-1].astype(np.float64)
+    prior = head.prior.detach().numpy().astype(np.float64)
+    x = features[[1, 4, 2, 7, 9, 3, 5, 6]]
+    y = np.array([0.8, 0.8, 1.2, -0.1, -0.1, -0.1, -0.1, -0.1])
+    gram = x.T @ (weights[:, None] * x) + np.eye(DIM)
+    solution = prior + np.linalg.solve(gram, x.T @ (weights * (y - x @ prior)))
+    np.testing.assert_allclose(scores, features @ solution, rtol=1e-4, atol=1e-5)
+
+
+def test_decay_lets_recent_clicks_win() -> None:
+    """An old click on item 0 and a new click on item 5: forgetting ranks 5's twin higher."""
+    features = np.zeros((N_ITEMS, DIM))
+    features[[0, 1], 0] = 1.0  # items 0 and 1 share one direction
+    features[[5, 6], 1] = 1.0  # items 5 and 6 share another
+    features[[2, 3, 4, 7, 8, 9, 10, 11], 2] = 1.0
+    session = (
+        Session.from_history(np.zeros(0, dtype=np.int64))
+        .with_slate(np.array([0, 2]), np.array([True, False]))
+        .with_slate(np.array([0 + 3, 4]), np.array([False, False]))
+        .with_slate(np.array([5, 7]), np.array([True, False]))
+    )
+    batch = pack_sessions([session], N_ITEMS, 16, torch.device("cpu"))
+    ranked = {}
+    for decay in (1e-4, 2.0):
+        head = RidgeHead(N_ITEMS, DIM, slate_size=2)
+        head.initialise(features, np.zeros(DIM), penalty=0.1, scale=1.0)
+        with torch.no_grad():
+            head.raw_decay.fill_(float(np.log(np.expm1(decay))))
+        scores = head(batch).detach().numpy()[0]
+        ranked[decay] = scores[6] - scores[1]
+    assert ranked[1e-4] == pytest.approx(0.0, abs=0.05)
+    assert ranked[2.0] > 0.3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from metarec.agents.policy import SlatePolicy
 from metarec.config import ModelConfig, RLConfig
 from metarec.envs.simulated import SimulatedUserEnv
 from metarec.envs.synthetic import make_synthetic_world
+from metarec.errors import ConfigError
 from metarec.meta.reinforce import EpisodeBatch, _hindsight_losses, rollout
 from metarec.simulation.agent import train_simulation_agent
 from metarec.simulation.config import load_simulation_config
@@ -99,3 +101,12 @@ def test_trained_agent_beats_random() -> None:
     random = run_episodes(RandomPolicy(3), envs, seed=3).mean_return
     assert agent > 1.5 * random, (agent, random)
     assert [record["iteration"] for record in training.history["meta_rl"]] == [0.0, 2.0, 4.0]
+
+
+def test_ridge_size_above_user_count_is_config_error() -> None:
+    config = load_simulation_config(
+        Path(__file__).parent / "configs" / "tiny_simulation.yaml", ["baselines.dims=[12]"]
+    )
+    world = build_world(config)
+    with pytest.raises(ConfigError, match="starting size 12"):
+        train_simulation_agent(world, config, train_users=world.split.train[:10])

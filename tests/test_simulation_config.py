@@ -23,6 +23,29 @@ def test_override_nested_field() -> None:
     assert config.rl.iterations == 5
 
 
+def test_override_keeps_the_other_simulation_defaults(tmp_path: Path) -> None:
+    """One field of a section must not reset its siblings to the section class's defaults."""
+    defaults = load_simulation_config()
+    path = tmp_path / "sim.yaml"
+    path.write_text("pretrain:\n  epochs: 3\n")
+    config = load_simulation_config(path, ["rl.iterations=5", "model.dim=32"])
+    assert config.rl.objective == defaults.rl.objective == "clicks"
+    assert config.rl.batch_size == defaults.rl.batch_size
+    assert config.rl.lr == defaults.rl.lr
+    assert config.model.encoder == defaults.model.encoder == "none"
+    assert config.model.ridge_head
+    assert config.model.dim == 32
+    assert config.pretrain.epochs == 3
+    assert config.pretrain.patience == defaults.pretrain.patience == 4
+
+
+def test_ridge_head_follows_the_episode_slate_size() -> None:
+    config = load_simulation_config(None, ["episode.slate_size=5"])
+    assert config.policy_model().ridge_slate_size == 5
+    with pytest.raises(ConfigError, match=r"ridge_slate_size=4 must equal episode\.slate_size=5"):
+        load_simulation_config(None, ["episode.slate_size=5", "model.ridge_slate_size=4"])
+
+
 @pytest.mark.parametrize(
     ("override", "expected"),
     [

@@ -100,7 +100,9 @@ def run(
         int | None, typer.Option(help="Seed; the same seed gives the same metrics on CPU.")
     ] = None,
     device: Device = None,
-    encoder: Annotated[str | None, typer.Option(help="Policy encoder: transformer or gru.")] = None,
+    encoder: Annotated[
+        str | None, typer.Option(help="Policy encoder: transformer, gru, pool or none.")
+    ] = None,
     adapt_steps: Annotated[
         int | None, typer.Option(help="First-order MAML steps per user at test time (0 = off).")
     ] = None,

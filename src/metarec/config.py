@@ -68,7 +68,11 @@ class ProtocolConfig(_Section):
 class ModelConfig(_Section):
     """Policy network over the user's tokens."""
 
-    encoder: Literal["transformer", "gru"] = "transformer"
+    encoder: Literal["transformer", "gru", "pool", "none"] = Field(
+        "transformer",
+        description="Sequence encoder; 'pool' reads pooled item embeddings alone, 'none' "
+        "scores by item bias and the ridge head alone (needs ridge_head).",
+    )
     dim: int = Field(64, ge=8, description="Embedding and hidden size.")
     layers: int = Field(2, ge=1)
     heads: int = Field(2, ge=1)
@@ -80,11 +84,19 @@ class ModelConfig(_Section):
         "scores (a base learner solved per user, with meta-learned features and prior).",
     )
     ridge_dim: int = Field(32, ge=2, description="Feature size of the ridge head.")
+    ridge_slate_size: int | None = Field(
+        None,
+        ge=1,
+        description="Read the tokens after the history as slates of this size, so the ridge "
+        "head learns a skip weight per slate position and a discount per slate shown.",
+    )
 
     @model_validator(mode="after")
     def _heads_divide_dim(self) -> ModelConfig:
         if self.encoder == "transformer" and self.dim % self.heads:
             raise ValueError(f"dim={self.dim} must be a multiple of heads={self.heads}")
+        if self.encoder == "none" and not self.ridge_head:
+            raise ValueError("encoder 'none' scores items through the ridge head; set ridge_head")
         return self
 
 
@@ -109,11 +121,17 @@ class PretrainConfig(_Section):
 
 
 class RLConfig(_Section):
-    """Meta-RL across user tasks with REINFORCE and a learned baseline."""
+    """Meta-RL across user tasks: REINFORCE with a learned baseline, or click-model fitting."""
 
+    objective: Literal["reinforce", "clicks"] = Field(
+        "reinforce",
+        description="'reinforce': policy gradient on episode rewards; 'clicks': fit the scores "
+        "to the clicks of simulated users (simulators only, see metarec.meta.clicks).",
+    )
     iterations: int = Field(60, ge=0)
     batch_size: int = Field(64, ge=1, description="User tasks per policy-gradient update.")
     lr: float = Field(1e-4, gt=0)
+    weight_decay: float = Field(0.0, ge=0, description="Decoupled weight decay (AdamW).")
     gamma: float = Field(0.9, ge=0, le=1)
     policy_coef: float = Field(1.0, ge=0, description="Weight of the policy-gradient term.")
     value_coef: float = Field(0.5, ge=0)
@@ -165,6 +183,15 @@ class RunConfig(_Section):
     rl: RLConfig = RLConfig()
     adapt: AdaptConfig = AdaptConfig()
     baselines: BaselineConfig = BaselineConfig()
+
+    @model_validator(mode="after")
+    def _maml_needs_state(self) -> RunConfig:
+        if self.adapt.steps > 0 and self.model.encoder == "none":
+            raise ValueError(
+                "adapt.steps > 0 adapts the encoder's user state, which encoder 'none' lacks; "
+                "set adapt.steps=0 or pick another encoder"
+            )
+        return self
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)

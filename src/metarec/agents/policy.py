@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from metarec.agents.ridge import RidgeHead
 from metarec.agents.tokens import TokenBatch
 from metarec.config import ModelConfig
 from metarec.session import FEEDBACK_TYPES, SKIP
@@ -18,13 +19,18 @@ class SlatePolicy(nn.Module):
     (history, click, skip) and a position embedding. A Transformer encoder
     (or a GRU) reads the tokens. The user state ``h`` adds a projection of
     the encoder's summary token (Transformer) or last hidden state (GRU) to
-    projections of the mean embedding of the chosen items and of the skipped
-    items. Item ``i`` scores
+    projections of the pooled embeddings of the chosen items and of the
+    skipped items; encoder ``pool`` keeps the pooled part alone, which is far
+    cheaper on long sessions. Item ``i`` scores
     ``head(h) . o_i + b_i`` with an output embedding ``o`` kept apart from the
     input one (tying them forces every item to score its own neighbours
     highest, which trains far slower here), and a bias ``b`` that lets the
     policy fall back on popularity when ``h`` carries little evidence.
     A value head estimates the return from the same state for REINFORCE.
+    With ``config.ridge_head`` the scores also add a :class:`RidgeHead`.
+    Encoder ``none`` scores item ``i`` by ``b_i`` plus the ridge head alone,
+    so the session reaches the scores only through the ridge regression;
+    it has no state values (they are 0).
     """
 
     def __init__(self, n_items: int, config: ModelConfig) -> None:
@@ -50,7 +56,13 @@ class SlatePolicy(nn.Module):
         self.output_embedding = nn.Embedding(n_items, dim)
         self.output_bias = nn.Parameter(torch.zeros(n_items))
         self.value_head = nn.Sequential(nn.Linear(dim, dim), nn.Tanh(), nn.Linear(dim, 1))
-        self.ridge = RidgeHead(n_items, config.ridge_dim) if config.ridge_head else None
+        self.ridge = (
+            RidgeHead(n_items, config.ridge_dim, config.ridge_slate_size, config.dropout)
+            if config.ridge_head
+            else None
+        )
+        # NOTE: encoder "none" builds the token embeddings and read-out above too, unused, so
+        # that every encoder has one parameter layout and one code path in MAML and the DQN.
 
         nn.init.normal_(self.item_embedding.weight, std=0.05)
         nn.init.normal_(self.output_embedding.weight, std=0.05)
@@ -69,6 +81,9 @@ class SlatePolicy(nn.Module):
 
     def encode(self, batch: TokenBatch) -> torch.Tensor:
         """Return the user state ``(batch, dim)``."""
+        pooled = self._pool_items(batch)
+        if self.encoder is None:
+            return pooled
         positions = torch.arange(batch.items.shape[1], device=batch.items.device)
         tokens = (
             self.item_embedding(batch.items)
@@ -76,9 +91,10 @@ class SlatePolicy(nn.Module):
             + self.position_embedding(positions.clamp(max=self.config.max_tokens))[None]
         )
         tokens = self.input_dropout(tokens)
-        pooled = self._pool_items(batch)
         if isinstance(self.encoder, nn.GRU):
-            return pooled + self.sequence_out(self.norm(self._encode_gru(tokens, batch)))
+            return pooled + self.sequence_out(
+                self.norm(self._encode_gru(self.encoder, tokens, batch))
+            )
         summary = self.summary_token.expand(tokens.shape[0], -1, -1)
         sequence = torch.cat([summary, tokens], dim=1)
         no_pad = torch.zeros_like(batch.padding[:, :1])
@@ -103,12 +119,13 @@ class SlatePolicy(nn.Module):
             _root_pool(embeddings, skipped)
         )
 
-    def _encode_gru(self, tokens: torch.Tensor, batch: TokenBatch) -> torch.Tensor:
+    @staticmethod
+    def _encode_gru(gru: nn.GRU, tokens: torch.Tensor, batch: TokenBatch) -> torch.Tensor:
         lengths = batch.lengths.clamp(min=1).cpu()
         packed = nn.utils.rnn.pack_padded_sequence(
             tokens, lengths, batch_first=True, enforce_sorted=False
         )
-        _, hidden = self.encoder(packed)
+        _, hidden = gru(packed)
         state: torch.Tensor = hidden[-1]
         empty = (batch.lengths == 0)[:, None]
         return torch.where(empty, torch.zeros_like(state), state)
@@ -119,6 +136,10 @@ class SlatePolicy(nn.Module):
 
     def forward(self, batch: TokenBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """Return item logits ``(batch, n_items)`` and state values ``(batch,)``."""
+        if self.config.encoder == "none":
+            assert self.ridge is not None  # ModelConfig rejects encoder none without it
+            logits = self.output_bias + self.ridge(batch)
+            return logits, torch.zeros(batch.size, device=logits.device)
         state = self.encode(batch)
         logits = self.item_scores(state)
         if self.ridge is not None:
@@ -126,60 +147,15 @@ class SlatePolicy(nn.Module):
         return logits, self.value_head(state).squeeze(-1)
 
 
-class RidgeHead(nn.Module):
-    """Per-user ridge regression of feedback on item features, solved in closed form.
-
-    For one session with token features ``X`` (history and click tokens have
-    target 1, skips 0) the head solves
-    ``w = mu + (X^T X + lambda I)^-1 X^T (y - X mu)`` and scores item ``i`` by
-    ``scale * f_i . w``. The features ``f``, the prior ``mu``, ``lambda`` and
-    ``scale`` are meta-learned across users while ``w`` is fit to each user's
-    own feedback at every step, as in differentiable closed-form base
-    learners (Bertinetto et al., ICLR 2019). It gives the policy a linear
-    bandit's update from clicks and skips as a built-in route.
-    """
-
-    def __init__(self, n_items: int, dim: int) -> None:
-        super().__init__()
-        self.features = nn.Embedding(n_items + 1, dim, padding_idx=n_items)
-        self.prior = nn.Parameter(torch.zeros(dim))
-        self.log_penalty = nn.Parameter(torch.zeros(()))
-        self.scale = nn.Parameter(torch.ones(()))
-        nn.init.normal_(self.features.weight, std=dim**-0.5)
-        with torch.no_grad():
-            self.features.weight[n_items].zero_()
-
-    def initialise(
-        self, features: np.ndarray, prior: np.ndarray, penalty: float, scale: float
-    ) -> None:
-        """Start from given item features and prior, e.g. PureSVD factors of a training log."""
-        with torch.no_grad():
-            self.features.weight[:-1].copy_(torch.as_tensor(features))
-            self.prior.copy_(torch.as_tensor(prior))
-            self.log_penalty.fill_(float(np.log(penalty)))
-            self.scale.fill_(scale)
-
-    def forward(self, batch: TokenBatch) -> torch.Tensor:
-        """Return ``(batch, n_items)`` ridge scores of every item."""
-        present = (~batch.padding).to(self.prior.dtype)
-        tokens = self.features(batch.items) * present[..., None]
-        targets = (batch.feedback != SKIP).to(self.prior.dtype) * present
-        dim = tokens.shape[-1]
-        gram = tokens.transpose(1, 2) @ tokens
-        penalty = self.log_penalty.exp() * torch.eye(dim, device=tokens.device)
-        residual = targets - tokens @ self.prior
-        rhs = (tokens.transpose(1, 2) @ residual[..., None]).squeeze(-1)
-        weights = self.prior + torch.linalg.solve(gram + penalty, rhs)
-        return self.scale * (weights @ self.features.weight[:-1].T)
-
-
 def _root_pool(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     weights = mask.unsqueeze(-1).to(values.dtype)
     return (values * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0).sqrt()
 
 
-def _build_encoder(config: ModelConfig) -> nn.Module:
-    """Return a pre-norm Transformer encoder or a GRU over ``config.dim``-wide tokens."""
+def _build_encoder(config: ModelConfig) -> nn.Module | None:
+    """Return a pre-norm Transformer encoder, a GRU, or None for pooling alone or no encoder."""
+    if config.encoder in ("pool", "none"):
+        return None
     if config.encoder == "gru":
         return nn.GRU(config.dim, config.dim, num_layers=config.layers, batch_first=True)
     layer = nn.TransformerEncoderLayer(

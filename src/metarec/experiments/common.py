@@ -15,7 +15,7 @@ import numpy as np
 from metarec.agents.policy import SlatePolicy
 from metarec.fileio import atomic_write_text, staged_folder
 from metarec.progress import Reporter
-from metarec.simulation.agent import SimulationTraining, train_simulation_agent
+from metarec.simulation.agent import VALIDATION_SEED, SimulationTraining, train_simulation_agent
 from metarec.simulation.config import SimulationConfig
 from metarec.simulation.dqn import DQNConfig
 from metarec.simulation.policies import (
@@ -25,7 +25,12 @@ from metarec.simulation.policies import (
     SimulationPolicy,
 )
 from metarec.simulation.runner import EpisodeResults, run_episodes
-from metarec.simulation.scoring import NormalisedScore, normalised_score
+from metarec.simulation.scoring import (
+    NormalisedScore,
+    ScoreDifference,
+    normalised_score,
+    score_difference,
+)
 from metarec.simulation.tuning import (
     BanditGrid,
     DQNTuning,
@@ -121,7 +126,8 @@ def tuned_baselines(
         grid=bandits,
         dqn=dqn,
         seed=config.seed,
-        trials=config.baseline_trials,
+        trials=config.validation_trials,
+        episode_seed=VALIDATION_SEED,
         reporter=reporter,
     )
 
@@ -134,6 +140,7 @@ class Comparison:
     tuned: TunedBaselines
     results: dict[str, EpisodeResults]
     scores: dict[str, NormalisedScore]
+    differences: dict[str, ScoreDifference]
 
 
 def compare_with_baselines(
@@ -150,7 +157,34 @@ def compare_with_baselines(
     policies.update({name: as_policy(model) for name, model in tuned.models.items()})
     envs = world.envs(held_out_tasks(world, config), config.episode, config.model.max_tokens)
     results = timer.measure("evaluation_s", lambda: play_policies(policies, envs, config.seed))
-    return Comparison(training, tuned, results, score_policies(results, config.seed))
+    scores = score_policies(results, config.seed)
+    return Comparison(training, tuned, results, scores, agent_differences(results, config.seed))
+
+
+def agent_differences(results: dict[str, EpisodeResults], seed: int) -> dict[str, ScoreDifference]:
+    """Return the agent's normalised score minus each baseline's, with paired intervals."""
+    random, oracle = results["random"], results["oracle"]
+    return {
+        name: score_difference(results[AGENT_NAME], result, random, oracle, seed=seed)
+        for name, result in results.items()
+        if name not in (*REFERENCE_POLICIES, AGENT_NAME)
+    }
+
+
+def difference_table(differences: dict[str, ScoreDifference]) -> str:
+    """Return a Markdown table of the agent's score minus each baseline's."""
+    lines = [
+        f"| {AGENT_NAME} minus | difference | 95% paired CI |",
+        "| --- | ---: | --- |",
+    ]
+    for name, item in sorted(differences.items(), key=lambda pair: pair[1].difference):
+        lines.append(f"| {name} | {item.difference:+.3f} | [{item.low:+.3f}, {item.high:+.3f}] |")
+    return "\n".join(lines)
+
+
+def difference_record(item: ScoreDifference) -> dict[str, float]:
+    """Return a JSON-ready dict of a score difference."""
+    return {"difference": item.difference, "low": item.low, "high": item.high}
 
 
 def held_out_tasks(world: SimulationWorld, config: SimulationConfig) -> list[Task]:

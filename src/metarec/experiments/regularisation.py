@@ -1,10 +1,13 @@
 """Regularisation: does the agent overfit its training users, and what does regularisation buy?
 
-Two agents are trained on the same tasks: one with the configured dropout,
-weight decay and early stopping (best validation epoch and iteration kept),
-and one with all three turned off (last weights kept). Every validation
-record also scores as many training users' tasks as there are validation
-tasks, so the curves show the gap between seen and unseen users.
+Three agents are trained on the same tasks. ``unregularised`` turns dropout,
+weight decay and early stopping off and keeps its last weights.
+``early stopping`` is the experiment's config as given (the adaptation
+agent by default), which keeps its best validation epoch and iteration.
+``regularised`` adds the dropout and weight decay of
+``config.regularisation`` to early stopping. Every validation record also
+scores as many training users' tasks as there are validation tasks, so the
+curves show the gap between seen and unseen users.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from metarec.simulation.world import build_world
 logger = logging.getLogger(__name__)
 
 REGULARISED = "regularised"
+EARLY_STOPPING = "early stopping"
 UNREGULARISED = "unregularised"
 
 
@@ -44,8 +48,19 @@ def unregularised(config: SimulationConfig) -> SimulationConfig:
     plain.pretrain.weight_decay = 0.0
     plain.pretrain.keep_best = False
     plain.pretrain.patience = max(plain.pretrain.epochs, 1)
+    plain.rl.weight_decay = 0.0
     plain.rl.keep_best = False
     return plain
+
+
+def regularised(config: SimulationConfig) -> SimulationConfig:
+    """Return a copy of ``config`` with ``config.regularisation`` and early stopping on."""
+    setting = config.model_copy(deep=True)
+    setting.model.dropout = config.regularisation.dropout
+    setting.rl.weight_decay = config.regularisation.weight_decay
+    setting.pretrain.keep_best = True
+    setting.rl.keep_best = True
+    return setting
 
 
 def run_regularisation(
@@ -55,7 +70,11 @@ def run_regularisation(
     timer = Timer()
     world = timer.measure("world_s", lambda: build_world(config))
     tracked = len(world.tasks["valid"])
-    settings = {REGULARISED: config, UNREGULARISED: unregularised(config)}
+    settings = {
+        UNREGULARISED: unregularised(config),
+        EARLY_STOPPING: config,
+        REGULARISED: regularised(config),
+    }
     trainings: dict[str, SimulationTraining] = {}
     for name, setting in settings.items():
         started = time.perf_counter()
@@ -79,7 +98,7 @@ def run_regularisation(
         "settings": {
             name: {
                 "dropout": setting.model.dropout,
-                "weight_decay": setting.pretrain.weight_decay,
+                "weight_decay": setting.rl.weight_decay,
                 "early_stopping": setting.pretrain.keep_best and setting.rl.keep_best,
             }
             for name, setting in settings.items()

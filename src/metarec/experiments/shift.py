@@ -19,6 +19,8 @@ from metarec.experiments.common import (
     AGENT_NAME,
     Timer,
     compare_with_baselines,
+    difference_record,
+    difference_table,
     fidelity_lines,
     score_record,
     score_table,
@@ -28,6 +30,7 @@ from metarec.experiments.plots import plot_reward_curves, plot_training_curves
 from metarec.progress import Reporter
 from metarec.simulation.config import SimulationConfig
 from metarec.simulation.runner import EpisodeResults
+from metarec.simulation.scoring import ScoreDifference
 from metarec.simulation.tuning import chosen_values
 from metarec.simulation.world import SimulationWorld, build_world, with_shift
 
@@ -116,11 +119,16 @@ def run_shift(config: SimulationConfig, out_dir: Path, reporter: Reporter) -> di
             name: result.rewards.mean(axis=0).tolist() for name, result in results.items()
         },
         "scores": {name: score_record(score) for name, score in scores.items()},
+        "agent_minus_baseline": {
+            name: difference_record(item) for name, item in comparison.differences.items()
+        },
         "baseline_params": tuned.params,
         "training": training.history,
         "timings": timer.seconds,
     }
-    report = _report(world, config, recovery, scores, chosen_values(tuned), timer)
+    report = _report(
+        world, config, recovery, scores, comparison.differences, chosen_values(tuned), timer
+    )
     curves = {name: result.rewards.mean(axis=0) for name, result in results.items()}
     plots = {
         "shift.png": lambda path: plot_reward_curves(
@@ -157,6 +165,7 @@ def _report(
     config: SimulationConfig,
     recovery: dict[str, dict[str, float]],
     scores: dict[str, Any],
+    differences: dict[str, ScoreDifference],
     chosen: list[str],
     timer: Timer,
 ) -> str:
@@ -184,6 +193,8 @@ def _report(
         "Normalised score over the whole episode:",
         "",
         score_table(scores),
+        "",
+        difference_table(differences),
         "",
         *[f"- {line}" for line in chosen],
         "",

@@ -97,7 +97,9 @@ def meta_rl(
     validates worse than the one it got.
     """
     generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.Adam(policy.parameters(), lr=config.lr)
+    optimizer = torch.optim.AdamW(
+        policy.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
     history = [{"iteration": 0.0, "train_reward": float("nan"), **validate(policy)}]
     best, best_state = history[0], copy.deepcopy(policy.state_dict())
     reporter.start("meta-rl", config.iterations)
@@ -147,7 +149,7 @@ def rollout(
         sessions = [env.session for env in envs]
         batch = pack_sessions(sessions, policy.n_items, policy.config.max_tokens, device)
         logits, values = policy(batch)
-        blocked = _blocked_items(envs, sessions, policy.n_items, device)
+        blocked = blocked_items(envs, sessions, policy.n_items, device)
         if all(isinstance(env, LoggedUserEnv) for env in envs):
             # The items a logged user still wants are the supervised target of this very state.
             queries = [env.remaining_query() for env in envs]  # type: ignore[attr-defined]
@@ -174,7 +176,7 @@ def rollout(
     return episodes
 
 
-def _blocked_items(
+def blocked_items(
     envs: Sequence[EpisodeEnv], sessions: list[Session], n_items: int, device: torch.device
 ) -> torch.Tensor:
     """Return a ``(batch, n_items)`` mask of items no slate may hold now."""

@@ -17,9 +17,9 @@ from metarec.data.splits import UserSplit
 from metarec.envs.replay import LoggedUserEnv
 from metarec.errors import ConfigError
 from metarec.evaluation.selection import validation_score
+from metarec.meta.clicks import meta_train
 from metarec.meta.maml import fomaml
 from metarec.meta.pretrain import pretrain
-from metarec.meta.reinforce import meta_rl
 from metarec.meta.sampling import SessionSampler, item_neighbors
 from metarec.progress import Reporter, SilentReporter
 
@@ -98,7 +98,7 @@ def train_agent(
         )
         for _ in range(config.rl.batch_size)
     ]
-    history["meta_rl"] = meta_rl(policy, envs, config.rl, validate, config.seed, reporter)
+    history["meta_rl"] = meta_train(policy, envs, config.rl, validate, config.seed, reporter)
     if config.adapt.steps > 0 and config.adapt.meta_iterations > 0:
         history["maml"] = fomaml(
             policy,

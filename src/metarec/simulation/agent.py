@@ -3,7 +3,10 @@
 Stage 1 is the main job's pre-training on the training users' logged
 histories. Stage 2 is meta-RL: each episode of a batch is a task drawn from
 the training tasks and played in a :class:`SimulatedUserEnv`, so the policy
-learns to adapt within an episode to whatever user it meets. Every
+learns to adapt within an episode to whatever user it meets. Its objective
+is ``config.rl.objective``: fitting the users' clicks
+(:mod:`metarec.meta.clicks`, the default here) or REINFORCE
+(:mod:`metarec.meta.reinforce`). Every
 model-selection decision (best epoch, best iteration) is taken on the
 validation tasks' simulated episodes, never on test tasks.
 """
@@ -21,13 +24,14 @@ import torch
 from metarec.agents.agent import MetaRLAgent
 from metarec.agents.policy import SlatePolicy
 from metarec.config import AdaptConfig
+from metarec.errors import ConfigError
+from metarec.meta.clicks import meta_train
 from metarec.meta.pretrain import pretrain
-from metarec.meta.reinforce import meta_rl
 from metarec.meta.sampling import SessionSampler, item_neighbors
 from metarec.meta.trainer import resolve_device, seed_everything
 from metarec.progress import Reporter, SilentReporter
 from metarec.simulation.config import SimulationConfig
-from metarec.simulation.embeddings import fit_log_embeddings
+from metarec.simulation.embeddings import ItemEmbeddings, fit_log_embeddings
 from metarec.simulation.policies import RecommenderPolicy
 from metarec.simulation.runner import run_episodes
 from metarec.simulation.world import EnvFactory, SimulationWorld
@@ -35,12 +39,10 @@ from metarec.tasks.task import Task
 
 logger = logging.getLogger(__name__)
 
-RIDGE_PENALTY = 30.0
-"""Starting ridge penalty of the ridge head, in units of observed items (mean squared norm 1)."""
 RIDGE_SCALE = 10.0
 """Starting weight of the ridge scores next to the logits, so that they steer the ranking."""
 VALIDATION_SEED = 10_000
-"""Seed of the validation episodes; test episodes use the experiment seed instead."""
+"""First seed of the validation episodes; test episodes use the experiment seed instead."""
 
 
 @dataclass
@@ -57,19 +59,28 @@ class SimulationTraining:
 
 
 def validation_scorer(
-    valid_envs: EnvFactory, train_envs: EnvFactory | None = None, seed: int = VALIDATION_SEED
+    valid_envs: EnvFactory,
+    train_envs: EnvFactory | None = None,
+    trials: int = 1,
+    seed: int = VALIDATION_SEED,
 ) -> Callable[[SlatePolicy], dict[str, float]]:
     """Return a function that scores a policy by its mean return on validation episodes.
 
-    With ``train_envs`` the record also contains ``train_return``, the mean
-    return on those training tasks, so curves show any gap between the two.
+    Each task plays ``trials`` episodes, with seeds ``seed``, ``seed + 1``, ...
+    (the seeds the baselines are tuned on). With ``train_envs`` the record
+    also contains ``train_return``, the mean return on those training tasks,
+    so curves show any gap between the two.
     """
+
+    def mean_return(agent: RecommenderPolicy, envs: EnvFactory) -> float:
+        returns = [run_episodes(agent, envs, seed=seed + t).mean_return for t in range(trials)]
+        return float(np.mean(returns))
 
     def score(policy: SlatePolicy) -> dict[str, float]:
         agent = RecommenderPolicy(MetaRLAgent(policy, AdaptConfig(steps=0)))
-        record = {"score": run_episodes(agent, valid_envs, seed=seed).mean_return}
+        record = {"score": mean_return(agent, valid_envs)}
         if train_envs is not None:
-            record["train_return"] = run_episodes(agent, train_envs, seed=seed).mean_return
+            record["train_return"] = mean_return(agent, train_envs)
         return record
 
     return score
@@ -108,7 +119,9 @@ def train_simulation_agent(
         else None
     )
     validate = validation_scorer(
-        world.envs(valid_tasks, config.episode, config.model.max_tokens), tracked
+        world.envs(valid_tasks, config.episode, config.model.max_tokens),
+        tracked,
+        trials=config.validation_trials,
     )
     if pretrained is not None:
         policy = copy.deepcopy(pretrained).to(device)
@@ -119,8 +132,60 @@ def train_simulation_agent(
 
     make_env = world.envs(train_tasks, config.episode, config.model.max_tokens)
     envs = [make_env() for _ in range(config.rl.batch_size)]
-    history["meta_rl"] = meta_rl(policy, envs, config.rl, validate, config.seed, reporter)
+    history["meta_rl"] = meta_train(policy, envs, config.rl, validate, config.seed, reporter)
     return SimulationTraining(MetaRLAgent(policy, AdaptConfig(steps=0)), pretrained, history)
+
+
+def _starting_policy(
+    world: SimulationWorld,
+    config: SimulationConfig,
+    users: np.ndarray,
+    validate: Callable[[SlatePolicy], dict[str, float]],
+    device: torch.device,
+) -> tuple[SlatePolicy, list[dict[str, float]]]:
+    """Build the untrained policy; choose a ridge head's starting point on validation.
+
+    The item bias starts at the training users' log-popularity. A ridge head
+    starts from PureSVD factors of the training users' log, and its size and
+    penalty are chosen from ``baselines.dims`` x ``baselines.ridges``, the
+    grid and validation episodes on which epsilon-greedy is tuned. Returns
+    the policy and one validation record per candidate.
+    """
+    counts = np.asarray(world.log.to_csr(users).sum(axis=0)).ravel()
+    model = config.policy_model()
+    if not model.ridge_head:
+        policy = SlatePolicy(world.log.n_items, model).to(device)
+        policy.init_output_bias(counts)
+        return policy, []
+    best: tuple[float, SlatePolicy] | None = None
+    records = []
+    for dim in config.baselines.dims:
+        embeddings = _log_embeddings(world, users, dim, config.seed)
+        for penalty in config.baselines.ridges:
+            policy = SlatePolicy(world.log.n_items, model.model_copy(update={"ridge_dim": dim}))
+            policy.init_output_bias(counts)
+            assert policy.ridge is not None
+            policy.ridge.initialise(embeddings.vectors, embeddings.prior_mean, penalty, RIDGE_SCALE)
+            policy.to(device)
+            record = {"ridge_dim": float(dim), "penalty": penalty, **validate(policy)}
+            records.append(record)
+            if best is None or record["score"] > best[0]:
+                best = (record["score"], policy)
+    assert best is not None
+    logger.info("agent: ridge head starts from %s", max(records, key=lambda r: r["score"]))
+    return best[1], records
+
+
+def _log_embeddings(
+    world: SimulationWorld, users: np.ndarray, dim: int, seed: int
+) -> ItemEmbeddings:
+    try:
+        return fit_log_embeddings(world.log, users, dim, seed=seed)
+    except ValueError as error:
+        raise ConfigError(
+            f"the ridge head's starting size {dim} (from baselines.dims) does not fit the "
+            f"training log ({error}); pass smaller sizes with --set 'baselines.dims=[8]'"
+        ) from None
 
 
 def _pretrain(
@@ -134,13 +199,7 @@ def _pretrain(
     log = world.log
     train_matrix = log.to_csr(users)
     counts = np.asarray(train_matrix.sum(axis=0)).ravel()
-    policy = SlatePolicy(log.n_items, config.model).to(device)
-    policy.init_output_bias(counts)
-    if policy.ridge is not None:
-        embeddings = fit_log_embeddings(log, users, config.model.ridge_dim, seed=config.seed)
-        policy.ridge.initialise(
-            embeddings.vectors, embeddings.prior_mean, RIDGE_PENALTY, RIDGE_SCALE
-        )
+    policy, starts = _starting_policy(world, config, users, validate, device)
     sampler = SessionSampler(
         log,
         users,
@@ -153,4 +212,6 @@ def _pretrain(
     )
     rng = np.random.default_rng(config.seed)
     history = {"pretrain": pretrain(policy, sampler, config.pretrain, validate, rng, reporter)}
+    if starts:
+        history["ridge_start"] = starts
     return policy, history

@@ -87,6 +87,17 @@ class VirtualConfig(_Section):
     gan_steps: int = Field(1500, ge=1, description="GAN generator updates.")
 
 
+class RegularisationConfig(_Section):
+    """The regularised agent of the regularisation experiment; early stopping is always on."""
+
+    dropout: float = Field(
+        0.1, ge=0, lt=1, description="Share of session tokens dropped from the ridge regression."
+    )
+    weight_decay: float = Field(
+        0.05, ge=0, description="Decoupled weight decay of item features and biases in stage 2."
+    )
+
+
 class SimulationBaselineConfig(_Section):
     """Grids searched on validation episodes for each simulation baseline."""
 
@@ -117,16 +128,38 @@ class SimulationConfig(_Section):
     episode: EpisodeConfig = EpisodeConfig()
     shift: ShiftConfig = ShiftConfig()
     virtual: VirtualConfig = VirtualConfig()
-    model: ModelConfig = ModelConfig()
-    pretrain: PretrainConfig = PretrainConfig(epochs=15, patience=4)
-    rl: RLConfig = RLConfig(iterations=60, batch_size=32, lr=3e-4, eval_every=10)
+    regularisation: RegularisationConfig = RegularisationConfig()
+    model: ModelConfig = ModelConfig(encoder="none", ridge_head=True, max_tokens=256, dropout=0.0)
+    pretrain: PretrainConfig = PretrainConfig(epochs=0, patience=4)
+    rl: RLConfig = RLConfig(
+        objective="clicks", iterations=1000, batch_size=64, lr=3e-3, eval_every=50
+    )
     eval_users: int | None = Field(
         None, ge=10, description="Cap on held-out users per evaluation; default all."
     )
     baselines: SimulationBaselineConfig = SimulationBaselineConfig()
-    baseline_trials: int = Field(
-        1, ge=1, description="Validation episodes per user when tuning the baselines."
+    validation_trials: int = Field(
+        4,
+        ge=1,
+        description="Validation episodes per user, with the same seeds for the agent's model "
+        "selection and the baselines' tuning.",
     )
+
+    @model_validator(mode="after")
+    def _ridge_reads_episode_slates(self) -> SimulationConfig:
+        slate_size = self.episode.slate_size
+        if self.model.ridge_slate_size not in (None, slate_size):
+            raise ValueError(
+                f"model.ridge_slate_size={self.model.ridge_slate_size} must equal "
+                f"episode.slate_size={slate_size}; leave it unset to follow the episode"
+            )
+        return self
+
+    def policy_model(self) -> ModelConfig:
+        """Return the policy's config; a ridge head reads the episode's slates."""
+        if self.model.ridge_head and self.model.ridge_slate_size is None:
+            return self.model.model_copy(update={"ridge_slate_size": self.episode.slate_size})
+        return self.model
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
@@ -135,11 +168,27 @@ class SimulationConfig(_Section):
 def load_simulation_config(
     path: Path | None = None, overrides: list[str] | None = None
 ) -> SimulationConfig:
-    """Build a :class:`SimulationConfig` from an optional YAML file and ``a.b=value`` overrides."""
+    """Build a :class:`SimulationConfig` from an optional YAML file and ``a.b=value`` overrides.
+
+    Values given for a section change only those fields; the others keep this
+    class's defaults (which differ from the section classes' own defaults,
+    e.g. ``rl.objective``).
+    """
     raw: dict[str, Any] = {} if path is None else read_yaml(path)
     for override in overrides or []:
         apply_override(raw, override, SimulationConfig)
     try:
-        return SimulationConfig.model_validate(raw)
+        return SimulationConfig.model_validate(_merged(SimulationConfig().model_dump(), raw))
     except ValidationError as error:
         raise ConfigError(describe_validation_error(error, SimulationConfig)) from None
+
+
+def _merged(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Return ``base`` with ``update`` written over it, section by section."""
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merged(merged[key], value)
+        else:
+            merged[key] = value
+    return merged

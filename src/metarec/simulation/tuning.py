@@ -121,21 +121,26 @@ def tune_simulation_baselines(
     dqn: DQNTuning | None = None,
     seed: int = 0,
     trials: int = 1,
+    episode_seed: int | None = None,
     reporter: Reporter | None = None,
 ) -> TunedBaselines:
     """Fit Popularity and the bandits on ``train_users`` of ``log`` and tune them on validation.
 
     Item embeddings and popularity counts come from the training users'
-    interactions only. With ``dqn``, a slate DQN is trained for each of its
-    configs and the best one on validation joins the result.
+    interactions only. Validation episodes use seeds ``episode_seed``,
+    ``episode_seed + 1``, ... (default: ``seed``). With ``dqn``, a slate DQN
+    is trained for each of its configs and the best one on validation joins
+    the result.
     """
     grid = grid or BanditGrid()
     if trials < 1:
         raise ConfigError(f"trials must be at least 1; got {trials}")
     result = TunedBaselines()
 
+    first_seed = seed if episode_seed is None else episode_seed
+
     def evaluate(model: Recommender) -> float:
-        return validation_return(model, valid_envs, seed, trials)
+        return validation_return(model, valid_envs, first_seed, trials)
 
     popularity = Popularity().fit(log.to_csr(np.asarray(train_users)))
     _record(result, "Popularity", popularity, {}, evaluate(popularity))

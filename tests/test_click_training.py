@@ -12,7 +12,12 @@ from metarec.agents.policy import SlatePolicy
 from metarec.config import ModelConfig, RLConfig
 from metarec.envs.simulated import SimulatedUserEnv
 from metarec.envs.synthetic import make_synthetic_world
-from metarec.meta.clicks import PositionTerms, click_training, episode_click_loss
+from metarec.meta.clicks import (
+    WARMUP_ITERATIONS,
+    PositionTerms,
+    click_training,
+    episode_click_loss,
+)
 from metarec.progress import SilentReporter
 from metarec.simulation.agent import validation_scorer
 from metarec.simulation.config import load_simulation_config
@@ -20,7 +25,12 @@ from metarec.simulation.embeddings import fit_log_embeddings
 from metarec.simulation.world import EnvFactory, build_world
 
 MODEL = ModelConfig(
-    dim=16, encoder="none", ridge_head=True, ridge_dim=4, ridge_slate_size=4, max_tokens=64,
+    dim=16,
+    encoder="none",
+    ridge_head=True,
+    ridge_dim=4,
+    ridge_slate_size=4,
+    max_tokens=64,
     dropout=0.0,
 )
 
@@ -37,11 +47,22 @@ def test_warmup_leaves_the_policy_unchanged() -> None:
     envs = [SimulatedUserEnv(world.response, world.tasks, slate_size=4, rounds=5) for _ in range(4)]
     policy = _policy(60, np.ones(60))
     before = copy.deepcopy(policy.state_dict())
-    config = RLConfig(objective="clicks", iterations=3, batch_size=4, eval_every=1, keep_best=False)
-    history = click_training(policy, envs, config, lambda p: {"score": 0.0}, 0, SilentReporter())
-    assert len(history) == 4
-    for name, value in policy.state_dict().items():
-        torch.testing.assert_close(value, before[name], msg=name)
+    changed: list[bool] = []
+
+    def snapshot(current: SlatePolicy) -> dict[str, float]:
+        state = current.state_dict()
+        changed.append(any(not torch.equal(state[name], before[name]) for name in before))
+        return {"score": 0.0}
+
+    iterations = 4 * WARMUP_ITERATIONS + 4  # long enough for the full warm-up
+    config = RLConfig(
+        objective="clicks", iterations=iterations, batch_size=4, eval_every=1, keep_best=False
+    )
+    click_training(policy, envs, config, snapshot, 0, SilentReporter())
+    # Validation runs before iteration 1 and after every iteration.
+    assert len(changed) == iterations + 1
+    assert not any(changed[: WARMUP_ITERATIONS + 1])
+    assert all(changed[WARMUP_ITERATIONS + 1 :])
 
 
 def test_slates_stay_inside_the_task_items() -> None:
@@ -55,7 +76,8 @@ def test_slates_stay_inside_the_task_items() -> None:
     policy = _policy(60, np.ones(60))
     generator = torch.Generator().manual_seed(0)
     loss, clicks = episode_click_loss(policy, PositionTerms(4), envs, 0.5, generator, seed=1)
-    assert loss.item() > 0 and clicks >= 0
+    assert loss.item() > 0
+    assert clicks >= 0
     for env in envs:
         shown = env.session.items[len(env.task.history) :]
         assert np.isin(shown, allowed).all()

@@ -12,7 +12,7 @@ from metarec.envs.synthetic import SyntheticWorld, make_synthetic_world
 from metarec.errors import ConfigError
 from metarec.simulation.policies import OraclePolicy, RandomPolicy
 from metarec.simulation.runner import EpisodeResults, run_episodes
-from metarec.simulation.scoring import format_score, normalised_score
+from metarec.simulation.scoring import format_score, normalised_score, score_difference
 
 
 class MixedPolicy:
@@ -91,3 +91,14 @@ def test_rejects_unpaired_results(
         normalised_score(other_seed, random, oracle)
     with pytest.raises(ConfigError, match="confidence"):
         normalised_score(oracle, random, oracle, confidence=1.5)
+
+
+def test_difference_equals_score_gap(world: SyntheticWorld) -> None:
+    random, oracle = play(world, RandomPolicy(0)), play(world, OraclePolicy())
+    early, late = play(world, MixedPolicy(6)), play(world, MixedPolicy(2))
+    gap = score_difference(early, late, random, oracle, seed=0)
+    expected = (
+        normalised_score(early, random, oracle).score - normalised_score(late, random, oracle).score
+    )
+    assert gap.difference == pytest.approx(expected)
+    assert 0 < gap.low < gap.difference < gap.high

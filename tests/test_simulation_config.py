@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,39 @@ def test_embedding_size_larger_than_catalog() -> None:
     )
     with pytest.raises(ConfigError, match=r"baselines.dims \[64\] must be smaller than the 50"):
         build_world(config)
+
+
+def test_section_error_names_fix_not_dump() -> None:
+    with pytest.raises(ConfigError) as error:
+        load_simulation_config(None, ["model.encoder=none", "model.ridge_head=false"])
+    message = str(error.value)
+    assert message.startswith("invalid config section 'model':")
+    assert "set model.ridge_head=true" in message
+    assert "'dim'" not in message
+
+
+def test_yaml_list_section_blames_file(tmp_path: Path) -> None:
+    path = tmp_path / "list.yaml"
+    path.write_text("rl:\n  - iterations: 5\n")
+    with pytest.raises(ConfigError, match="'rl' is not a section, because the config file"):
+        load_simulation_config(path, ["rl.iterations=20"])
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "baselines.ridges=[-1]",
+        "baselines.epsilons=[2]",
+        "baselines.dims=[0]",
+        "baselines.dqn_lrs=[0]",
+    ],
+)
+def test_grid_values_checked_early(override: str) -> None:
+    field = override.split("=")[0]
+    with pytest.raises(ConfigError, match=re.escape(f"invalid config value for '{field}.0'")):
+        load_simulation_config(None, [override])
+
+
+def test_max_tokens_below_slate_size() -> None:
+    with pytest.raises(ConfigError, match=r"model\.max_tokens=8 is below episode\.slate_size=10"):
+        load_simulation_config(None, ["model.max_tokens=8"])

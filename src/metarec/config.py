@@ -83,7 +83,12 @@ class ModelConfig(_Section):
         description="Add a closed-form ridge regression over the session's feedback to the "
         "scores (a base learner solved per user, with meta-learned features and prior).",
     )
-    ridge_dim: int = Field(32, ge=2, description="Feature size of the ridge head.")
+    ridge_dim: int = Field(
+        32,
+        ge=2,
+        description="Feature size of the ridge head (metarec simulate chooses it from "
+        "baselines.dims instead).",
+    )
     ridge_slate_size: int | None = Field(
         None,
         ge=1,
@@ -96,7 +101,10 @@ class ModelConfig(_Section):
         if self.encoder == "transformer" and self.dim % self.heads:
             raise ValueError(f"dim={self.dim} must be a multiple of heads={self.heads}")
         if self.encoder == "none" and not self.ridge_head:
-            raise ValueError("encoder 'none' scores items through the ridge head; set ridge_head")
+            raise ValueError(
+                "model.encoder 'none' scores items through the ridge head alone; set "
+                "model.ridge_head=true or choose the encoder transformer, gru or pool"
+            )
         return self
 
 
@@ -223,6 +231,10 @@ def describe_validation_error(error: ValidationError, root: type[BaseModel] | No
                 section = annotation
         known = ", ".join(section.model_fields)
         return f"unknown config field '{where}'; valid fields here: {known}"
+    if first["type"] == "value_error" and isinstance(first.get("input"), dict):
+        # A section validator's message names the fields and the fix; the section's dump would not.
+        reason = str(first["msg"]).removeprefix("Value error, ")
+        return f"invalid config{f' section {where!r}' if where else ''}: {reason}"
     message = f"invalid config value for '{where}': {first['msg']}"
     if where:
         message += f" (got {first.get('input')!r})"
@@ -263,7 +275,10 @@ def apply_override(
     for part in parts[:-1]:
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
-            raise ConfigError(f"override '{override}': '{part}' is not a section")
+            raise ConfigError(
+                f"override '{override}': '{part}' is not a section, because the config file "
+                f"or an earlier override sets it to {child!r}"
+            )
         node = child
     parsed = yaml.safe_load(value) if value.strip() else None
     if parsed is not None and not isinstance(parsed, str) and _is_text_field(parts, model):

@@ -6,6 +6,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -91,13 +92,19 @@ RUN_MARKERS = ("model.json", "metrics.json")
 EVENT_STORE_FILES = ("events.db", "events.db-wal", "events.db-shm")
 
 
-def check_output_folder(out_dir: Path, markers: tuple[str, ...] = RUN_MARKERS) -> Path:
+def check_output_folder(
+    out_dir: Path,
+    markers: tuple[str, ...] = RUN_MARKERS,
+    owned: tuple[str, ...] | None = None,
+) -> Path:
     """Return ``out_dir`` as an absolute path, or raise if replacing it could lose data.
 
     A command replaces its output folder as a whole, so the folder must be
     new, empty, or an earlier output of the same command, recognised by one
-    of ``markers``. It must not contain the working directory, nor the event
-    store that ``metarec serve`` keeps in a run folder.
+    of ``markers``. With ``owned`` (glob patterns of the files the command
+    writes), an earlier output must contain nothing else either. The folder
+    must not contain the working directory, nor the event store that
+    ``metarec serve`` keeps in a run folder.
     """
     target = out_dir.expanduser().resolve()
     if target.exists() and not target.is_dir():
@@ -118,6 +125,18 @@ def check_output_folder(out_dir: Path, markers: tuple[str, ...] = RUN_MARKERS) -
             f"output folder {out_dir} is not empty and contains no earlier output of this "
             f"command (none of {', '.join(markers)}); pass a new or empty folder with --out"
         )
+    if owned is not None and target.is_dir():
+        foreign = sorted(
+            entry.name
+            for entry in target.iterdir()
+            if not entry.is_file() or not any(fnmatch(entry.name, p) for p in owned)
+        )
+        if foreign:
+            raise ConfigError(
+                f"output folder {out_dir} contains {', '.join(foreign[:3])}, which this command "
+                "did not write; replacing the folder would delete them, so pass a new folder "
+                "with --out"
+            )
     return target
 
 

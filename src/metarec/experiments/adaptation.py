@@ -9,6 +9,7 @@ from typing import Any
 from metarec.experiments.common import (
     AGENT_NAME,
     Timer,
+    agent_start_line,
     compare_with_baselines,
     difference_record,
     difference_table,
@@ -75,6 +76,7 @@ def run_adaptation(config: SimulationConfig, out_dir: Path, reporter: Reporter) 
             "Baselines chosen on validation users:",
             "",
             *[f"- {line}" for line in chosen_values(tuned)],
+            agent_start_line(training),
             "",
             f"Time: {', '.join(f'{k[:-2]} {v:.1f}s' for k, v in timer.seconds.items())}.",
             "",

@@ -33,6 +33,8 @@ SetOption = Annotated[
     typer.Option("--set", help="Override a config field, e.g. --set rl.iterations=50."),
 ]
 SIMULATION_MARKERS = ("results.json",)
+SIMULATION_FILES = ("config.yaml", "results.json", "report.md", "*.png")
+"""Everything an experiment writes; a folder holding anything else is not replaced."""
 """Files that mark a folder as an earlier simulation, which a new one may replace."""
 
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Show no progress or info logs.")]
@@ -72,7 +74,9 @@ def _execute(
     world_name = Path(config.world.source).name
     config.name = f"simulate-{experiment}-{world_name}"
     out_dir = check_output_folder(
-        options["out"] or Path("runs") / config.name, markers=SIMULATION_MARKERS
+        options["out"] or Path("runs") / config.name,
+        markers=SIMULATION_MARKERS,
+        owned=SIMULATION_FILES,
     )
     set_threads(config.threads)
     if options["quiet"]:

@@ -182,6 +182,19 @@ def difference_table(differences: dict[str, ScoreDifference]) -> str:
     return "\n".join(lines)
 
 
+def agent_start_line(training: SimulationTraining) -> str:
+    """Return a report line on the ridge head's starting point, or '' without a ridge head."""
+    starts = training.history.get("ridge_start", [])
+    if not starts:
+        return ""
+    best = max(starts, key=lambda record: record["score"])
+    return (
+        f"- {AGENT_NAME}: ridge head started from dim={best['ridge_dim']:g} "
+        f"penalty={best['penalty']:g} (validation return {best['score']:.3f}), "
+        "chosen from baselines.dims x baselines.ridges"
+    )
+
+
 def difference_record(item: ScoreDifference) -> dict[str, float]:
     """Return a JSON-ready dict of a score difference."""
     return {"difference": item.difference, "low": item.low, "high": item.high}

@@ -18,6 +18,7 @@ import numpy as np
 from metarec.experiments.common import (
     AGENT_NAME,
     Timer,
+    agent_start_line,
     compare_with_baselines,
     difference_record,
     difference_table,
@@ -126,9 +127,9 @@ def run_shift(config: SimulationConfig, out_dir: Path, reporter: Reporter) -> di
         "training": training.history,
         "timings": timer.seconds,
     }
-    report = _report(
-        world, config, recovery, scores, comparison.differences, chosen_values(tuned), timer
-    )
+    start = agent_start_line(training).removeprefix("- ")
+    chosen = [*chosen_values(tuned), *([start] if start else [])]
+    report = _report(world, config, recovery, scores, comparison.differences, chosen, timer)
     curves = {name: result.rewards.mean(axis=0) for name, result in results.items()}
     plots = {
         "shift.png": lambda path: plot_reward_curves(
@@ -152,6 +153,7 @@ def _recovery_table(
         table[name] = {
             "recovery_steps": steps,
             "recovered": bool(np.isfinite(steps)),
+            "dropped": bool(curve[switch] < RECOVERY_LEVEL * before),
             "low": low,
             "high": high,
             "pre_switch_reward": before,
@@ -180,12 +182,18 @@ def _report(
         "",
         *fidelity_lines(world),
         "",
-        "| policy | recovery steps | 95% interval | reward before | reward after |",
-        "| --- | ---: | --- | ---: | ---: |",
+        "A policy whose reward at the switch step stays above that level did not drop, "
+        "so its recovery time is 0 whether or not it adapts (a policy that ignores "
+        "feedback, such as Popularity, has little to lose).",
+        "",
+        "| policy | dropped at switch | recovery steps | 95% interval | reward before "
+        "| reward after |",
+        "| --- | --- | ---: | --- | ---: | ---: |",
     ]
     for name, row in sorted(recovery.items(), key=lambda pair: pair[1]["recovery_steps"]):
         lines.append(
-            f"| {name} | {row['recovery_steps']:g} | [{row['low']:g}, {row['high']:g}] "
+            f"| {name} | {'yes' if row['dropped'] else 'no'} | {row['recovery_steps']:g} "
+            f"| [{row['low']:g}, {row['high']:g}] "
             f"| {row['pre_switch_reward']:.3f} | {row['post_switch_reward']:.3f} |"
         )
     lines += [

@@ -6,7 +6,7 @@ logits over ``temperature``). The policy is then fit to the feedback those
 users gave. Item ``i`` shown at slate position ``j`` in a round whose state
 is ``s`` has click logit ``score_i(s) + o_j``, a position-based click model
 with learned position terms ``o``. The loss is the binary cross-entropy of
-every shown item's click. The state of round ``t`` holds the clicks and
+every shown item's click. The state of round ``t`` contains the clicks and
 skips of rounds ``0..t-1``, so fitting round ``t``'s clicks teaches the
 policy to adapt to a user from in-episode feedback. Acting greedily on the
 scores then shows the items of highest estimated click probability, best
@@ -40,7 +40,10 @@ from metarec.progress import Reporter
 logger = logging.getLogger(__name__)
 
 WARMUP_ITERATIONS = 20
-"""Iterations that fit the position terms alone, so the policy's ranking starts unchanged."""
+"""Iterations that fit the position terms alone, so the policy's ranking starts unchanged.
+
+Short runs warm up for a quarter of their iterations instead.
+"""
 START_POSITION_LOGIT = -3.0
 """Starting position terms; a logit of -3 is a click rate of about 5%."""
 
@@ -76,7 +79,7 @@ def click_training(
 ) -> list[dict[str, float]]:
     """Fit the policy to simulated clicks; keep the best weights on validation users.
 
-    ``envs`` holds one environment per episode of a batch; each iteration
+    ``envs`` contains one environment per episode of a batch, and each iteration
     resets all of them with fresh seeds. The weights on entry are the first
     candidate, so with ``config.keep_best`` the result never validates worse
     than the policy passed in. Returns one record per validation.
@@ -87,6 +90,7 @@ def click_training(
         parameter_groups(policy, positions, config.lr, config.weight_decay)
     )
     warmup = torch.optim.Adam(positions.parameters(), lr=config.lr * 10)
+    warmup_iterations = min(WARMUP_ITERATIONS, config.iterations // 4)
     generator = torch.Generator().manual_seed(seed)
     history = [{"iteration": 0.0, "train_loss": float("nan"), "reward": float("nan")}]
     history[0].update(validate(policy))
@@ -97,7 +101,7 @@ def click_training(
         loss, reward = episode_click_loss(
             policy, positions, envs, config.temperature, generator, seed + iteration
         )
-        step = warmup if iteration <= WARMUP_ITERATIONS else optimizer
+        step = warmup if iteration <= warmup_iterations else optimizer
         step.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(policy.parameters(), 5.0)

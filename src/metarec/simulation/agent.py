@@ -1,12 +1,15 @@
 """Meta-train the agent on simulated tasks of training users.
 
-Stage 1 is the main job's pre-training on the training users' logged
-histories. Stage 2 is meta-RL: each episode of a batch is a task drawn from
-the training tasks and played in a :class:`SimulatedUserEnv`, so the policy
-learns to adapt within an episode to whatever user it meets. Its objective
-is ``config.rl.objective``: fitting the users' clicks
-(:mod:`metarec.meta.clicks`, the default here) or REINFORCE
-(:mod:`metarec.meta.reinforce`). Every
+Stage 1 starts the policy from the training users' log. The item bias takes
+their log-popularity, and a ridge head takes PureSVD factors of their log,
+with its size and penalty chosen on validation episodes. With
+``pretrain.epochs > 0`` the main job's supervised pre-training follows (0 by
+default in simulation). Stage 2 is meta-RL: each episode of a batch is a
+task drawn from the training tasks and played in a
+:class:`SimulatedUserEnv`, so the policy learns to adapt within an episode
+to whatever user it meets. Its objective is ``config.rl.objective``:
+fitting the users' clicks (:mod:`metarec.meta.clicks`, the default here) or
+REINFORCE (:mod:`metarec.meta.reinforce`). Every
 model-selection decision (best epoch, best iteration) is taken on the
 validation tasks' simulated episodes, never on test tasks.
 """
@@ -97,7 +100,7 @@ def train_simulation_agent(
     track_train_tasks: int = 0,
     reporter: Reporter | None = None,
 ) -> SimulationTraining:
-    """Pre-train on the training users' log, then meta-train with REINFORCE in simulation.
+    """Start the agent from the training users' log, then meta-train it in simulation.
 
     ``train_users`` limits the logged users learnt from (default: the
     world's training users), ``train_tasks`` the tasks of meta-RL (default:
@@ -108,6 +111,13 @@ def train_simulation_agent(
     every validation record.
     """
     reporter = reporter or SilentReporter()
+    if config.model.max_tokens < config.episode_tokens:
+        logger.warning(
+            "model.max_tokens=%d is below the %d tokens a full episode reaches; the agent "
+            "forgets the oldest tokens late in an episode",
+            config.model.max_tokens,
+            config.episode_tokens,
+        )
     seed_everything(config.seed)
     device = resolve_device(config.device)
     users = world.split.train if train_users is None else np.asarray(train_users)

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    model_validator,
+)
 
 from metarec.config import (
     ModelConfig,
@@ -101,13 +110,21 @@ class RegularisationConfig(_Section):
 class SimulationBaselineConfig(_Section):
     """Grids searched on validation episodes for each simulation baseline."""
 
-    dims: list[int] = Field([16, 32], min_length=1, description="PureSVD embedding sizes.")
-    epsilons: list[float] = Field([0.0, 0.05, 0.1], min_length=1)
-    ridges: list[float] = Field([3.0, 10.0, 30.0, 100.0], min_length=1)
-    prior_strengths: list[float] = Field([3.0, 10.0, 30.0, 100.0], min_length=1)
-    noises: list[float] = Field([0.01, 0.03, 0.1, 0.3], min_length=1)
-    alphas: list[float] = Field([0.01, 0.03, 0.1, 0.3], min_length=1)
-    dqn_lrs: list[float] = Field(
+    dims: list[PositiveInt] = Field(
+        [16, 32],
+        min_length=1,
+        description="PureSVD embedding sizes; also the agent's candidate ridge-head sizes.",
+    )
+    epsilons: list[Annotated[float, Field(ge=0, le=1)]] = Field([0.0, 0.05, 0.1], min_length=1)
+    ridges: list[PositiveFloat] = Field(
+        [3.0, 10.0, 30.0, 100.0],
+        min_length=1,
+        description="Ridge penalties; also the agent's candidate ridge-head penalties.",
+    )
+    prior_strengths: list[PositiveFloat] = Field([3.0, 10.0, 30.0, 100.0], min_length=1)
+    noises: list[NonNegativeFloat] = Field([0.01, 0.03, 0.1, 0.3], min_length=1)
+    alphas: list[NonNegativeFloat] = Field([0.01, 0.03, 0.1, 0.3], min_length=1)
+    dqn_lrs: list[PositiveFloat] = Field(
         [3e-5, 1e-3],
         min_length=1,
         description="DQN learning rates tried; the smaller ones explore less (epsilon 0.1).",
@@ -148,12 +165,22 @@ class SimulationConfig(_Section):
     @model_validator(mode="after")
     def _ridge_reads_episode_slates(self) -> SimulationConfig:
         slate_size = self.episode.slate_size
+        if self.model.max_tokens < slate_size:
+            raise ValueError(
+                f"model.max_tokens={self.model.max_tokens} is below episode.slate_size="
+                f"{slate_size}, so the agent would never see a whole slate; raise max_tokens"
+            )
         if self.model.ridge_slate_size not in (None, slate_size):
             raise ValueError(
                 f"model.ridge_slate_size={self.model.ridge_slate_size} must equal "
                 f"episode.slate_size={slate_size}; leave it unset to follow the episode"
             )
         return self
+
+    @property
+    def episode_tokens(self) -> int:
+        """Return the most tokens a session can reach: the longest history and every slate."""
+        return self.episode.max_shots + self.episode.rounds * self.episode.slate_size
 
     def policy_model(self) -> ModelConfig:
         """Return the policy's config; a ridge head reads the episode's slates."""

@@ -112,9 +112,9 @@ def score_difference(
 ) -> ScoreDifference:
     """Return ``score(policy) - score(other)`` with an interval from the same resampled users.
 
-    Resampling the same users for both policies cancels most of the spread
-    between users, so this interval is much narrower than the two scores'
-    own intervals; above 0 at both ends means ``policy`` is ahead.
+    Both policies met the same users with the same random draws, so each
+    bootstrap sample takes the same users for both. An interval above 0 at
+    both ends means ``policy`` is ahead on these users.
     """
     _check_paired(policy, other, random, oracle)
     users = policy.tasks.shape[0]

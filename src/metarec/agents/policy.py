@@ -20,7 +20,7 @@ class SlatePolicy(nn.Module):
     (or a GRU) reads the tokens. The user state ``h`` adds a projection of
     the encoder's summary token (Transformer) or last hidden state (GRU) to
     projections of the pooled embeddings of the chosen items and of the
-    skipped items; encoder ``pool`` keeps the pooled part alone, which is far
+    skipped items. Encoder ``pool`` keeps the pooled part alone, which is far
     cheaper on long sessions. Item ``i`` scores
     ``head(h) . o_i + b_i`` with an output embedding ``o`` kept apart from the
     input one (tying them forces every item to score its own neighbours

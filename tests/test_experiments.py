@@ -10,7 +10,6 @@ import pytest
 from typer.testing import CliRunner
 
 from metarec.cli import app
-from metarec.experiments.shift import recovery_time
 from metarec.experiments.virtual import _gap_closed
 from metarec.simulation.config import load_simulation_config
 from metarec.simulation.runner import EpisodeResults
@@ -33,19 +32,6 @@ def _results(name: str, returns: np.ndarray) -> EpisodeResults:
         np.ones_like(rewards, dtype=bool),
         np.zeros(users, dtype=bool),
     )
-
-
-def test_recovery_time_counts_steps_after_switch() -> None:
-    curve = np.array([2.0, 2.0, 2.0, 0.5, 1.0, 1.9, 2.0])
-    assert recovery_time(curve, 3) == 2.0
-
-
-def test_recovery_time_zero_without_drop() -> None:
-    assert recovery_time(np.array([1.0, 1.0, 1.0, 0.95, 1.0]), 3) == 0.0
-
-
-def test_recovery_time_infinite_when_never_back() -> None:
-    assert recovery_time(np.array([1.0, 1.0, 1.0, 0.2, 0.3]), 3) == float("inf")
 
 
 def test_gap_closed_halfway() -> None:
@@ -92,3 +78,39 @@ def test_shift_rejects_switch_outside_episode(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "shift.step=40" in result.output
+    assert "between 3 and 6" in result.output
+
+
+def test_shift_rejects_span_past_episode_end(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        [
+            *("simulate", "shift", "--config", str(TINY), "--out", str(tmp_path / "s"), "-q"),
+            *("--set", "shift.span=9"),
+        ],
+    )
+    assert result.exit_code == 2
+    assert "shift.span=9" in result.output
+    assert "at most 4" in result.output
+
+
+def test_shift_control_matches_switched_episodes_before_switch(tmp_path: Path) -> None:
+    out = tmp_path / "shift"
+    result = CliRunner().invoke(
+        app,
+        ["simulate", "shift", "--config", str(TINY), "--out", str(out), "--quiet"],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "results.json").read_text())
+    switch = record["switch_step"]
+    for field in ("reward_per_step", "expected_reward_per_step"):
+        switched, control = record[field], record[f"control_{field}"]
+        assert set(switched) == set(control)
+        for name in switched:
+            # Same users, same draws, same preference until the switch: identical rewards.
+            assert switched[name][:switch] == pytest.approx(control[name][:switch]), name
+    assert set(record["agent_minus_baseline_kept"]) == set(record["agent_minus_baseline"])
+    for name, row in record["recovery"].items():
+        assert row["kept_low"] <= row["kept"] <= row["kept_high"], name
+    assert "no-switch reference" in (out / "report.md").read_text()

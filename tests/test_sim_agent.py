@@ -63,15 +63,32 @@ def test_shifted_tasks_change_preference() -> None:
     config = load_simulation_config(None, ["shift.step=3", "shift.span=1"])
     targets = world.response.user_factors
     shifted = with_shift(world.tasks, targets, config.shift, np.random.default_rng(0))
-    changed = 0
     for task in shifted:
         assert task.drift_step == 3
         assert task.drift_to is not None
         np.testing.assert_array_equal(task.preference_at(2), task.preference)
         np.testing.assert_array_equal(task.preference_at(3), task.drift_to)
-        changed += not np.allclose(task.drift_to, task.preference)
-    # A task may draw its own preference as the target, one time in 30 on average.
-    assert changed >= 25
+        assert not np.allclose(task.drift_to, task.preference), task.task_id
+
+
+def test_shift_never_targets_own_preference() -> None:
+    world = make_synthetic_world(2, 80, 4, seed=1)
+    config = load_simulation_config(None, ["shift.step=3"])
+    targets = world.response.user_factors
+    for seed in range(20):
+        first, second = with_shift(world.tasks, targets, config.shift, np.random.default_rng(seed))
+        assert first.drift_to is not None
+        assert second.drift_to is not None
+        np.testing.assert_array_equal(first.drift_to, targets[1])
+        np.testing.assert_array_equal(second.drift_to, targets[0])
+
+
+def test_shift_rejects_single_preference() -> None:
+    world = make_synthetic_world(2, 80, 4, seed=1)
+    config = load_simulation_config(None, ["shift.step=3"])
+    targets = world.tasks[0].preference[None]
+    with pytest.raises(ConfigError, match="no preference other than"):
+        with_shift(world.tasks[:1], targets, config.shift, np.random.default_rng(0))
 
 
 def test_trained_agent_beats_random() -> None:

@@ -134,10 +134,14 @@ def tuned_baselines(
 
 @dataclass
 class Comparison:
-    """The trained agent, the tuned baselines, and every policy's test episodes and scores."""
+    """The trained agent, the tuned baselines, and every policy's test episodes and scores.
+
+    ``policies`` holds the agent and the baselines ready to play more episodes.
+    """
 
     training: SimulationTraining
     tuned: TunedBaselines
+    policies: dict[str, SimulationPolicy]
     results: dict[str, EpisodeResults]
     scores: dict[str, NormalisedScore]
     differences: dict[str, ScoreDifference]
@@ -158,7 +162,8 @@ def compare_with_baselines(
     envs = world.envs(held_out_tasks(world, config), config.episode, config.model.max_tokens)
     results = timer.measure("evaluation_s", lambda: play_policies(policies, envs, config.seed))
     scores = score_policies(results, config.seed)
-    return Comparison(training, tuned, results, scores, agent_differences(results, config.seed))
+    differences = agent_differences(results, config.seed)
+    return Comparison(training, tuned, policies, results, scores, differences)
 
 
 def agent_differences(results: dict[str, EpisodeResults], seed: int) -> dict[str, ScoreDifference]:

@@ -77,20 +77,40 @@ def plot_per_step(
 
 
 def plot_reward_curves(
-    curves: Mapping[str, np.ndarray], switch_step: int, path: Path, title: str
+    curves: Mapping[str, np.ndarray],
+    controls: Mapping[str, np.ndarray],
+    switch_step: int,
+    path: Path,
+    title: str,
 ) -> None:
-    """Plot mean reward per step for each policy with the preference switch marked."""
-    figure, axes = plt.subplots(figsize=(7, 4.5))
+    """Plot reward per step with the switch marked, and its ratio to the no-switch reward.
+
+    The left panel draws each policy's mean reward per step with the switch
+    (solid) and without it (faint). The right panel draws, from the switch
+    on, the first over the second with the 90% recovery line.
+    """
+    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
     for name, curve in curves.items():
+        steps = np.arange(1, curve.shape[0] + 1)
         style = "--" if name in ("oracle", "random") else "-"
-        axes.plot(np.arange(1, curve.shape[0] + 1), curve, style, marker=".", label=name)
-    axes.axvline(switch_step + 0.5, color="black", lw=1.0, ls=":", label="preference switch")
-    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes.set_xlabel("step of the episode (slate number)")
-    axes.set_ylabel("mean reward per user")
-    axes.set_title(title)
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize=8)
+        line = left.plot(steps, curve, style, marker=".", label=name)[0]
+        control = controls[name]
+        left.plot(steps, control, style, color=line.get_color(), alpha=0.3)
+        after = steps[switch_step:]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = curve[switch_step:] / control[switch_step:]
+        right.plot(after, ratio, style, marker=".", color=line.get_color(), label=name)
+    left.axvline(switch_step + 0.5, color="black", lw=1.0, ls=":", label="preference switch")
+    left.set_ylabel("mean reward per user (faint: same users, no switch)")
+    left.set_title(title)
+    right.axhline(0.9, color="black", lw=1.0, ls=":", label="90% of no-switch reward")
+    right.set_ylabel("reward with switch / reward without")
+    right.set_title("after the switch")
+    for axes in (left, right):
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.set_xlabel("step of the episode (slate number)")
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=8)
     _save(figure, path)
 
 

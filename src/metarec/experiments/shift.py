@@ -1,9 +1,9 @@
 """Preference shift: users switch preferences mid-episode; how fast does each policy recover?
 
-Recovery time is the number of steps from the switch until the mean reward
-per user is back at ``RECOVERY_LEVEL`` of its mean over the
-``PRE_SWITCH_WINDOW`` steps before the switch. It is 0 when the reward never
-drops below that level, and infinite when it never returns within the episode.
+Every policy plays the test users twice with the same episode seeds: once
+with the switch and once without it (the control). The two episodes are
+identical up to the switch, so the difference after it is the switch's own
+effect. :mod:`metarec.experiments.recovery` defines the recovery figures.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from metarec.errors import ConfigError
 from metarec.experiments.common import (
     AGENT_NAME,
     Timer,
@@ -23,11 +24,19 @@ from metarec.experiments.common import (
     difference_record,
     difference_table,
     fidelity_lines,
+    held_out_tasks,
+    play_policies,
     score_record,
     score_table,
     write_experiment,
 )
 from metarec.experiments.plots import plot_reward_curves, plot_training_curves
+from metarec.experiments.recovery import (
+    PRE_SWITCH_WINDOW,
+    RECOVERY_LEVEL,
+    kept_differences,
+    measure_recovery,
+)
 from metarec.progress import Reporter
 from metarec.simulation.config import SimulationConfig
 from metarec.simulation.runner import EpisodeResults
@@ -36,35 +45,6 @@ from metarec.simulation.tuning import chosen_values
 from metarec.simulation.world import SimulationWorld, build_world, with_shift
 
 logger = logging.getLogger(__name__)
-
-RECOVERY_LEVEL = 0.9
-PRE_SWITCH_WINDOW = 3
-BOOTSTRAP_RESAMPLES = 1000
-
-
-def recovery_time(curve: np.ndarray, switch: int) -> float:
-    """Return the steps from ``switch`` until ``curve`` regains 90% of its pre-switch mean."""
-    before = float(np.mean(curve[max(switch - PRE_SWITCH_WINDOW, 0) : switch]))
-    if before <= 0:
-        return float("nan")
-    for step in range(switch, curve.shape[0]):
-        if curve[step] >= RECOVERY_LEVEL * before:
-            return float(step - switch)
-    return float("inf")
-
-
-def recovery_interval(
-    rewards: np.ndarray, switch: int, seed: int, confidence: float = 0.95
-) -> tuple[float, float]:
-    """Return a bootstrap interval over users of the recovery time (``inf`` = not recovered)."""
-    rng = np.random.default_rng(seed)
-    users = rewards.shape[0]
-    weights = rng.multinomial(users, np.full(users, 1.0 / users), BOOTSTRAP_RESAMPLES) / users
-    samples = np.array([recovery_time(curve, switch) for curve in weights @ rewards])
-    tail = (1.0 - confidence) / 2.0
-    # inverted_cdf picks sample values, so an interval end may be inf without NaN arithmetic.
-    low, high = np.quantile(samples[~np.isnan(samples)], [tail, 1.0 - tail], method="inverted_cdf")
-    return float(low), float(high)
 
 
 def shifted_world(world: SimulationWorld, config: SimulationConfig) -> SimulationWorld:
@@ -86,12 +66,17 @@ def shifted_world(world: SimulationWorld, config: SimulationConfig) -> Simulatio
 
 
 def _check_switch(config: SimulationConfig) -> None:
-    from metarec.errors import ConfigError
-
-    if not PRE_SWITCH_WINDOW <= config.shift.step < config.episode.rounds - 1:
+    step, span, rounds = config.shift.step, config.shift.span, config.episode.rounds
+    if not PRE_SWITCH_WINDOW <= step < rounds - 1:
         raise ConfigError(
-            f"shift.step={config.shift.step} must lie in [{PRE_SWITCH_WINDOW}, "
-            f"{config.episode.rounds - 1}) so that rewards before and after it are seen"
+            f"shift.step={step} is invalid: rewards before and after the switch must be "
+            f"seen, so set shift.step between {PRE_SWITCH_WINDOW} and {rounds - 2}, or raise "
+            "episode.rounds"
+        )
+    if span > rounds - step:
+        raise ConfigError(
+            f"shift.span={span} is invalid: the preference would still be moving when the "
+            f"episode ends at step {rounds}, so set shift.span to at most {rounds - step}"
         )
 
 
@@ -99,7 +84,8 @@ def run_shift(config: SimulationConfig, out_dir: Path, reporter: Reporter) -> di
     """Train with shifting users, then measure reward around the switch on test users."""
     _check_switch(config)
     timer = Timer()
-    world = shifted_world(timer.measure("world_s", lambda: build_world(config)), config)
+    steady = timer.measure("world_s", lambda: build_world(config))
+    world = shifted_world(steady, config)
     comparison = compare_with_baselines(world, config, reporter, timer)
     training, tuned, results, scores = (
         comparison.training,
@@ -107,18 +93,30 @@ def run_shift(config: SimulationConfig, out_dir: Path, reporter: Reporter) -> di
         comparison.results,
         comparison.scores,
     )
-    recovery = _recovery_table(results, config.shift.step, config.seed)
+    control_envs = steady.envs(
+        held_out_tasks(steady, config), config.episode, config.model.max_tokens
+    )
+    control = timer.measure(
+        "control_s", lambda: play_policies(comparison.policies, control_envs, config.seed)
+    )
+    switch = config.shift.step
+    recovery = measure_recovery(results, control, switch, config.seed)
+    kept = kept_differences(results, control, AGENT_NAME, switch, config.seed)
 
     record: dict[str, Any] = {
         "experiment": "shift",
         "world": world.name,
-        "switch_step": config.shift.step,
+        "switch_step": switch,
         "switch_span": config.shift.span,
         "fidelity": world.fidelity,
         "recovery": recovery,
-        "reward_per_step": {
-            name: result.rewards.mean(axis=0).tolist() for name, result in results.items()
+        "agent_minus_baseline_kept": {
+            name: row for name, row in kept.items() if name not in ("random", "oracle")
         },
+        "reward_per_step": _curves(results, "rewards"),
+        "control_reward_per_step": _curves(control, "rewards"),
+        "expected_reward_per_step": _curves(results, "expected_rewards"),
+        "control_expected_reward_per_step": _curves(control, "expected_rewards"),
         "scores": {name: score_record(score) for name, score in scores.items()},
         "agent_minus_baseline": {
             name: difference_record(item) for name, item in comparison.differences.items()
@@ -129,11 +127,24 @@ def run_shift(config: SimulationConfig, out_dir: Path, reporter: Reporter) -> di
     }
     start = agent_start_line(training).removeprefix("- ")
     chosen = [*chosen_values(tuned), *([start] if start else [])]
-    report = _report(world, config, recovery, scores, comparison.differences, chosen, timer)
-    curves = {name: result.rewards.mean(axis=0) for name, result in results.items()}
+    report = _report(
+        world,
+        config,
+        recovery,
+        record["agent_minus_baseline_kept"],
+        scores,
+        comparison.differences,
+        chosen,
+        timer,
+    )
+    curves = {name: np.asarray(curve) for name, curve in record["expected_reward_per_step"].items()}
+    controls = {
+        name: np.asarray(curve)
+        for name, curve in record["control_expected_reward_per_step"].items()
+    }
     plots = {
         "shift.png": lambda path: plot_reward_curves(
-            curves, config.shift.step, path, f"{world.name}: reward around the preference switch"
+            curves, controls, switch, path, f"{world.name}: expected reward around the switch"
         ),
         "training.png": lambda path: plot_training_curves({AGENT_NAME: training.history}, path),
     }
@@ -141,31 +152,47 @@ def run_shift(config: SimulationConfig, out_dir: Path, reporter: Reporter) -> di
     return record
 
 
-def _recovery_table(
-    results: dict[str, EpisodeResults], switch: int, seed: int
-) -> dict[str, dict[str, float]]:
-    table = {}
-    for name, result in results.items():
-        curve = result.rewards.mean(axis=0)
-        low, high = recovery_interval(result.rewards, switch, seed)
-        before = float(np.mean(curve[switch - PRE_SWITCH_WINDOW : switch]))
-        steps = recovery_time(curve, switch)
-        table[name] = {
-            "recovery_steps": steps,
-            "recovered": bool(np.isfinite(steps)),
-            "dropped": bool(curve[switch] < RECOVERY_LEVEL * before),
-            "low": low,
-            "high": high,
-            "pre_switch_reward": before,
-            "post_switch_reward": float(np.mean(curve[switch:])),
-        }
-    return table
+def _curves(results: dict[str, EpisodeResults], field: str) -> dict[str, list[float]]:
+    """Return each policy's mean per step of ``field`` (``rewards`` or ``expected_rewards``)."""
+    return {name: getattr(result, field).mean(axis=0).tolist() for name, result in results.items()}
+
+
+def _recovery_lines(recovery: dict[str, dict[str, float]]) -> list[str]:
+    lines = [
+        "| policy | recovery steps (no-switch reference) | 95% interval | reward kept "
+        "| 95% interval | recovery steps (pre-switch level) | 95% interval |",
+        "| --- | ---: | --- | ---: | --- | ---: | --- |",
+    ]
+    ordered = sorted(
+        recovery.items(), key=lambda pair: (pair[1]["control_recovery_steps"], -pair[1]["kept"])
+    )
+    for name, row in ordered:
+        lines.append(
+            f"| {name} | {row['control_recovery_steps']:g} "
+            f"| [{row['control_low']:g}, {row['control_high']:g}] "
+            f"| {row['kept']:.3f} | [{row['kept_low']:.3f}, {row['kept_high']:.3f}] "
+            f"| {row['recovery_steps']:g} | [{row['low']:g}, {row['high']:g}] |"
+        )
+    return lines
+
+
+def _kept_lines(kept: dict[str, dict[str, float]]) -> list[str]:
+    lines = [
+        f"| {AGENT_NAME} minus | reward kept, difference | 95% paired CI |",
+        "| --- | ---: | --- |",
+    ]
+    for name, row in sorted(kept.items(), key=lambda pair: pair[1]["difference"]):
+        lines.append(
+            f"| {name} | {row['difference']:+.3f} | [{row['low']:+.3f}, {row['high']:+.3f}] |"
+        )
+    return lines
 
 
 def _report(
     world: SimulationWorld,
     config: SimulationConfig,
     recovery: dict[str, dict[str, float]],
+    kept: dict[str, dict[str, float]],
     scores: dict[str, Any],
     differences: dict[str, ScoreDifference],
     chosen: list[str],
@@ -176,27 +203,27 @@ def _report(
         "",
         f"Every test user switches to another test user's preference at step "
         f"{config.shift.step + 1} of {config.episode.rounds} (span {config.shift.span}). "
-        f"Recovery time: steps until the mean reward is back at "
-        f"{RECOVERY_LEVEL:.0%} of its mean over the {PRE_SWITCH_WINDOW} steps before the switch "
-        "(95% bootstrap interval over users; inf = not within the episode).",
+        "Each policy also plays the same users with the same random draws and no switch. "
+        "Recovery time is the number of steps from the switch until the mean expected reward "
+        f"first reaches {RECOVERY_LEVEL:.0%} of a reference: the same policy's expected reward "
+        f"at the same step without the switch, or its own mean over the {PRE_SWITCH_WINDOW} "
+        "steps before the switch. It is 0 when the reward is already there at the switch "
+        "step, and inf when it does not get there within the episode. Reward kept is the "
+        "expected reward from the switch on as a share of the no-switch expected reward from "
+        "there. Intervals are 95% bootstrap intervals over users.",
         "",
         *fidelity_lines(world),
         "",
-        "A policy whose reward at the switch step stays above that level did not drop, "
-        "so its recovery time is 0 whether or not it adapts (a policy that ignores "
-        "feedback, such as Popularity, has little to lose).",
+        *_recovery_lines(recovery),
         "",
-        "| policy | dropped at switch | recovery steps | 95% interval | reward before "
-        "| reward after |",
-        "| --- | --- | ---: | --- | ---: | ---: |",
-    ]
-    for name, row in sorted(recovery.items(), key=lambda pair: pair[1]["recovery_steps"]):
-        lines.append(
-            f"| {name} | {'yes' if row['dropped'] else 'no'} | {row['recovery_steps']:g} "
-            f"| [{row['low']:g}, {row['high']:g}] "
-            f"| {row['pre_switch_reward']:.3f} | {row['post_switch_reward']:.3f} |"
-        )
-    lines += [
+        "Popularity and random show the same slates whatever the user clicks, so the switch "
+        "makes no belief of theirs wrong: their recovery time is 0 or close to it by "
+        "construction and says nothing about adaptation. Reward kept can exceed 1 because "
+        "the new preference is another user's, whose best items have not been shown yet.",
+        "",
+        "The agent's reward kept minus each baseline's, resampling the same test users:",
+        "",
+        *_kept_lines(kept),
         "",
         "Normalised score over the whole episode:",
         "",

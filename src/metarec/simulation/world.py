@@ -155,13 +155,20 @@ def with_shift(
 
     Each task is shifted with probability ``fraction``; the new preference is
     another user's, so the shift is as large as the gap between two users.
+    Rows equal to the task's own preference are never drawn.
     """
     shifted = []
     for task in tasks:
         if rng.random() >= fraction:
             shifted.append(task)
             continue
-        target = targets[int(rng.integers(targets.shape[0]))]
+        others = np.flatnonzero(np.any(targets != task.preference, axis=1))
+        if not others.size:
+            raise ConfigError(
+                f"no preference other than task {task.task_id}'s own to switch to; "
+                "pass targets from at least two distinct users"
+            )
+        target = targets[int(others[rng.integers(others.shape[0])])]
         shifted.append(
             dataclasses.replace(
                 task,

@@ -1,0 +1,128 @@
+"""The agent against every baseline over several seeds of a simulation experiment.
+
+Usage:
+    metarec simulate adaptation --world synthetic --seed 1 --out runs/adapt-synthetic-1
+    ...
+    python benchmarks/sim_seeds.py runs/adapt-synthetic-0 runs/adapt-synthetic-1 ...
+
+Reads the ``results.json`` and ``config.yaml`` of each run folder written by
+``metarec simulate adaptation`` or ``metarec simulate shift``. For each
+experiment and world it prints every policy's normalised score per seed and
+the mean over seeds. Then it prints the agent's score minus each baseline's,
+with the paired 95% interval of each seed. For shift runs it also prints
+each policy's recovery time against the no-switch episodes and its reward
+kept. A seed changes the training draws, the episode seeds and, for
+synthetic users, the world itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+AGENT = "MetaRL"
+EXPERIMENTS = ("adaptation", "shift")
+
+Run = tuple[int, dict[str, Any]]
+
+
+def read_run(folder: Path) -> tuple[str, str, int, dict[str, Any]]:
+    """Return the experiment, the world, the seed and the results of one run folder.
+
+    Raises SystemExit with a one-line message when the folder is not a
+    finished adaptation or shift run.
+    """
+    if not folder.is_dir():
+        raise SystemExit(f"error: folder {folder} not found; pass folders written by --out")
+    try:
+        results = json.loads((folder / "results.json").read_text())
+        config = yaml.safe_load((folder / "config.yaml").read_text())
+        experiment, world, seed = results["experiment"], results["world"], int(config["seed"])
+        scores, differences = results["scores"], results["agent_minus_baseline"]
+    except FileNotFoundError as error:
+        raise SystemExit(f"error: {error.filename} not found; rerun the experiment") from None
+    except (ValueError, TypeError, KeyError, yaml.YAMLError) as error:
+        raise SystemExit(
+            f"error: {folder} is not a finished experiment run ({type(error).__name__}: "
+            f"{error}); rerun metarec simulate into it"
+        ) from None
+    if experiment not in EXPERIMENTS:
+        raise SystemExit(
+            f"error: {folder} holds a '{experiment}' run; this script compares "
+            f"{' and '.join(EXPERIMENTS)} runs"
+        )
+    if AGENT not in scores or set(differences) != set(scores) - {AGENT}:
+        raise SystemExit(f"error: {folder} has no {AGENT} score next to its baselines")
+    return experiment, world, seed, results
+
+
+def print_scores(runs: list[Run]) -> None:
+    seeds = [seed for seed, _ in runs]
+    names = sorted(runs[0][1]["scores"], key=lambda name: -runs[0][1]["scores"][name]["score"])
+    print("| policy | " + " | ".join(f"seed {seed}" for seed in seeds) + " | mean |")
+    print("| --- |" + " ---: |" * (len(seeds) + 1))
+    for name in names:
+        values = [results["scores"][name]["score"] for _, results in runs]
+        cells = " | ".join(f"{value:.3f}" for value in values)
+        print(f"| {name} | {cells} | {np.mean(values):.3f} |")
+
+    print(f"\n{AGENT} minus each baseline (95% paired interval over test users):\n")
+    print("| baseline | " + " | ".join(f"seed {seed}" for seed in seeds) + " | ahead in |")
+    print("| --- |" + " --- |" * len(seeds) + " ---: |")
+    for name in names:
+        if name == AGENT:
+            continue
+        rows = [results["agent_minus_baseline"][name] for _, results in runs]
+        cells = " | ".join(
+            f"{row['difference']:+.3f} [{row['low']:+.3f}, {row['high']:+.3f}]" for row in rows
+        )
+        ahead = sum(row["difference"] > 0 for row in rows)
+        print(f"| {name} | {cells} | {ahead} of {len(rows)} |")
+
+
+def print_recovery(runs: list[Run]) -> None:
+    seeds = [seed for seed, _ in runs]
+    print("\nRecovery steps against the no-switch episodes, and reward kept:\n")
+    print("| policy | " + " | ".join(f"seed {seed}" for seed in seeds) + " |")
+    print("| --- |" + " --- |" * len(seeds))
+    for name in runs[0][1]["recovery"]:
+        rows = [results["recovery"][name] for _, results in runs]
+        cells = " | ".join(
+            f"{_steps(row['control_recovery_steps'])} steps, kept {row['kept']:.3f}" for row in rows
+        )
+        print(f"| {name} | {cells} |")
+
+
+def _steps(value: float | None) -> str:
+    # results.json writes inf (not recovered) and NaN alike as null.
+    return "no recovery" if value is None else f"{value:g}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="experiment output folders")
+    args = parser.parse_args()
+    groups: dict[tuple[str, str], dict[int, dict[str, Any]]] = defaultdict(dict)
+    for folder in args.runs:
+        experiment, world, seed, results = read_run(folder)
+        if seed in groups[experiment, world]:
+            raise SystemExit(
+                f"error: two {experiment} runs on {world} with seed {seed}; pass each seed once"
+            )
+        groups[experiment, world][seed] = results
+    for (experiment, world), by_seed in groups.items():
+        runs = sorted(by_seed.items())
+        print(f"\n## {experiment}, {world}: normalised score on test users\n")
+        print_scores(runs)
+        if experiment == "shift":
+            print_recovery(runs)
+
+
+if __name__ == "__main__":
+    main()

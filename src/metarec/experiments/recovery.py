@@ -1,0 +1,178 @@
+"""Recovery figures: the time a policy's reward takes to come back after a preference switch.
+
+Two references for "back":
+
+- the policy's own mean reward over the ``PRE_SWITCH_WINDOW`` steps before
+  the switch (:func:`recovery_time`);
+- the reward the same policy earns at the same step when the same users,
+  with the same random draws, keep their preference (:func:`recovery_against_control`).
+
+The first is simple but confounded: rewards fall during an episode even
+without a switch, because users quit and the best items get used up, so a
+curve may never regain its early level. The second compares like with like:
+both episodes are identical up to the switch, so the gap after it is the
+switch's own effect. Both count the steps from the switch until the reward
+is at ``RECOVERY_LEVEL`` of the reference, 0 when it is there at the switch step and
+``inf`` when it does not come back within the episode. Each is a first
+crossing: the reward may fall below the line again later.
+
+``kept`` is the reward after the switch as a share of the no-switch reward
+after it: 1 means the switch cost nothing.
+
+Every figure reads the expected reward of the slates shown (the click
+probabilities of the user at that step, summed), not the realised clicks.
+Both have the same mean, but the expected reward leaves out the click noise,
+which would otherwise decide many first crossings of the 90% line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from metarec.simulation.runner import EpisodeResults
+
+RECOVERY_LEVEL = 0.9
+PRE_SWITCH_WINDOW = 3
+BOOTSTRAP_RESAMPLES = 1000
+CONFIDENCE = 0.95
+
+
+def recovery_time(curve: np.ndarray, switch: int) -> float:
+    """Return the steps from ``switch`` until ``curve`` regains 90% of its pre-switch mean."""
+    before = float(np.mean(curve[max(switch - PRE_SWITCH_WINDOW, 0) : switch]))
+    if before <= 0:
+        return float("nan")
+    for step in range(switch, curve.shape[0]):
+        if curve[step] >= RECOVERY_LEVEL * before:
+            return float(step - switch)
+    return float("inf")
+
+
+def recovery_against_control(curve: np.ndarray, control: np.ndarray, switch: int) -> float:
+    """Return the steps from ``switch`` until ``curve`` is at 90% of ``control`` at that step."""
+    for step in range(switch, curve.shape[0]):
+        if curve[step] >= RECOVERY_LEVEL * control[step]:
+            return float(step - switch)
+    return float("inf")
+
+
+def kept_share(curve: np.ndarray, control: np.ndarray, switch: int) -> float:
+    """Return the reward from ``switch`` on as a share of the no-switch reward from there."""
+    reference = float(np.sum(control[switch:]))
+    return float(np.sum(curve[switch:])) / reference if reference > 0 else float("nan")
+
+
+def measure_recovery(
+    shifted: Mapping[str, EpisodeResults],
+    control: Mapping[str, EpisodeResults],
+    switch: int,
+    seed: int,
+) -> dict[str, dict[str, float]]:
+    """Return each policy's recovery figures with bootstrap intervals over users.
+
+    ``shifted`` and ``control`` hold, per policy, the episodes of the same
+    tasks and seed with and without the switch. Every policy is resampled
+    with the same users, so the intervals of two policies are paired.
+    """
+    weights = _bootstrap_weights(next(iter(shifted.values())).rewards.shape[0], seed)
+    return {
+        name: _policy_recovery(
+            result.expected_rewards, control[name].expected_rewards, switch, weights
+        )
+        for name, result in shifted.items()
+    }
+
+
+def kept_differences(
+    shifted: Mapping[str, EpisodeResults],
+    control: Mapping[str, EpisodeResults],
+    policy: str,
+    switch: int,
+    seed: int,
+) -> dict[str, dict[str, float]]:
+    """Return ``policy``'s kept share minus every other policy's, with paired intervals."""
+    weights = _bootstrap_weights(shifted[policy].rewards.shape[0], seed)
+
+    def samples(name: str) -> np.ndarray:
+        curves = weights @ shifted[name].expected_rewards
+        references = weights @ control[name].expected_rewards
+        return np.array([kept_share(c, r, switch) for c, r in zip(curves, references, strict=True)])
+
+    ours = samples(policy)
+    mine = kept_share(_mean(shifted[policy]), _mean(control[policy]), switch)
+    table = {}
+    for name in shifted:
+        if name == policy:
+            continue
+        low, high = _interval(ours - samples(name))
+        theirs = kept_share(_mean(shifted[name]), _mean(control[name]), switch)
+        table[name] = {"difference": mine - theirs, "low": low, "high": high}
+    return table
+
+
+def _policy_recovery(
+    rewards: np.ndarray, control: np.ndarray, switch: int, weights: np.ndarray
+) -> dict[str, float]:
+    curve, reference = rewards.mean(axis=0), control.mean(axis=0)
+    curves, references = weights @ rewards, weights @ control
+    pairs = list(zip(curves, references, strict=True))
+    before = float(np.mean(curve[switch - PRE_SWITCH_WINDOW : switch]))
+    steps = recovery_time(curve, switch)
+    control_steps = recovery_against_control(curve, reference, switch)
+    low, high = _step_interval(np.array([recovery_time(c, switch) for c in curves]))
+    control_low, control_high = _step_interval(
+        np.array([recovery_against_control(c, r, switch) for c, r in pairs])
+    )
+    kept_low, kept_high = _interval(np.array([kept_share(c, r, switch) for c, r in pairs]))
+    return {
+        "recovery_steps": steps,
+        "recovered": bool(np.isfinite(steps)),
+        "dropped": bool(curve[switch] < RECOVERY_LEVEL * before),
+        "low": low,
+        "high": high,
+        "pre_switch_reward": before,
+        "post_switch_reward": float(np.mean(curve[switch:])),
+        "control_recovery_steps": control_steps,
+        "control_recovered": bool(np.isfinite(control_steps)),
+        "control_dropped": bool(curve[switch] < RECOVERY_LEVEL * reference[switch]),
+        "control_low": control_low,
+        "control_high": control_high,
+        "control_post_switch_reward": float(np.mean(reference[switch:])),
+        "kept": kept_share(curve, reference, switch),
+        "kept_low": kept_low,
+        "kept_high": kept_high,
+    }
+
+
+def _mean(result: EpisodeResults) -> np.ndarray:
+    return result.expected_rewards.mean(axis=0)
+
+
+def _bootstrap_weights(users: int, seed: int) -> np.ndarray:
+    """Return ``(resamples, users)`` weights; row r is each user's share of bootstrap sample r."""
+    rng = np.random.default_rng(seed)
+    return rng.multinomial(users, np.full(users, 1.0 / users), BOOTSTRAP_RESAMPLES) / users
+
+
+def _interval(samples: np.ndarray) -> tuple[float, float]:
+    # NOTE: samples that are NaN (no no-switch reward to compare with) are left out, so
+    # the interval covers the resamples where the figure is defined.
+    tail = (1.0 - CONFIDENCE) / 2.0
+    finite = samples[np.isfinite(samples)]
+    if not finite.size:
+        return float("nan"), float("nan")
+    low, high = np.quantile(finite, [tail, 1.0 - tail])
+    return float(low), float(high)
+
+
+def _step_interval(samples: np.ndarray) -> tuple[float, float]:
+    """Return the interval of recovery times; ``inf`` (not recovered) counts as the largest."""
+    kept = samples[~np.isnan(samples)]
+    if not kept.size:
+        return float("nan"), float("nan")
+    tail = (1.0 - CONFIDENCE) / 2.0
+    # inverted_cdf picks sample values, so an interval end may be inf without NaN arithmetic.
+    low, high = np.quantile(kept, [tail, 1.0 - tail], method="inverted_cdf")
+    return float(low), float(high)

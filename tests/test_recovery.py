@@ -1,0 +1,95 @@
+"""Recovery figures after a preference switch, on hand-made reward curves."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from metarec.experiments.recovery import (
+    kept_differences,
+    kept_share,
+    measure_recovery,
+    recovery_against_control,
+    recovery_time,
+)
+from metarec.simulation.runner import EpisodeResults
+
+
+def _results(name: str, rewards: np.ndarray) -> EpisodeResults:
+    users = rewards.shape[0]
+    return EpisodeResults(
+        name,
+        np.arange(users),
+        0,
+        rewards,
+        rewards,
+        (rewards > 0).astype(np.int64),
+        np.ones_like(rewards, dtype=bool),
+        np.zeros(users, dtype=bool),
+    )
+
+
+def test_recovery_time_counts_steps_after_switch() -> None:
+    curve = np.array([2.0, 2.0, 2.0, 0.5, 1.0, 1.9, 2.0])
+    assert recovery_time(curve, 3) == 2.0
+
+
+def test_recovery_time_zero_without_drop() -> None:
+    assert recovery_time(np.array([1.0, 1.0, 1.0, 0.95, 1.0]), 3) == 0.0
+
+
+def test_recovery_time_infinite_when_never_back() -> None:
+    assert recovery_time(np.array([1.0, 1.0, 1.0, 0.2, 0.3]), 3) == float("inf")
+
+
+def test_recovery_against_control_follows_a_falling_reference() -> None:
+    # Without the switch the reward falls as good items run out. The switched curve
+    # never regains its pre-switch level, but it is back at 90% of the reference
+    # two steps after the switch.
+    control = np.array([2.0, 2.0, 2.0, 1.5, 1.2, 1.0, 0.8])
+    curve = np.array([2.0, 2.0, 2.0, 0.3, 0.9, 0.95, 0.8])
+    assert recovery_time(curve, 3) == float("inf")
+    assert recovery_against_control(curve, control, 3) == 2.0
+
+
+def test_recovery_against_control_zero_and_infinite() -> None:
+    control = np.ones(6)
+    assert recovery_against_control(np.ones(6), control, 3) == 0.0
+    assert recovery_against_control(np.array([1, 1, 1, 0.5, 0.6, 0.7]), control, 3) == np.inf
+
+
+def test_kept_share_sums_from_the_switch() -> None:
+    control = np.array([1.0, 1.0, 2.0, 2.0])
+    curve = np.array([1.0, 1.0, 1.0, 2.0])
+    assert kept_share(curve, control, 2) == pytest.approx(0.75)
+    assert np.isnan(kept_share(curve, np.zeros(4), 2))
+
+
+def test_measure_recovery_of_an_unaffected_policy() -> None:
+    rng = np.random.default_rng(0)
+    rewards = rng.uniform(0.5, 1.5, size=(50, 8))
+    figures = measure_recovery(
+        {"steady": _results("steady", rewards)}, {"steady": _results("steady", rewards)}, 4, 0
+    )["steady"]
+    assert figures["control_recovery_steps"] == 0.0
+    assert not figures["control_dropped"]
+    assert figures["kept"] == pytest.approx(1.0)
+    assert figures["kept_low"] == pytest.approx(1.0)
+    assert figures["kept_high"] == pytest.approx(1.0)
+
+
+def test_kept_differences_rank_the_faster_policy_higher() -> None:
+    rng = np.random.default_rng(1)
+    control = rng.uniform(0.8, 1.2, size=(200, 8))
+    fast, slow = control.copy(), control.copy()
+    fast[:, 4] *= 0.5  # one bad step after the switch
+    slow[:, 4:7] *= 0.5  # three bad steps
+    shifted = {"fast": _results("fast", fast), "slow": _results("slow", slow)}
+    controls = {"fast": _results("fast", control), "slow": _results("slow", control)}
+    figures = measure_recovery(shifted, controls, 4, 0)
+    assert figures["fast"]["control_recovery_steps"] == 1.0
+    assert figures["slow"]["control_recovery_steps"] == 3.0
+    difference = kept_differences(shifted, controls, "fast", 4, 0)["slow"]
+    # fast keeps 3.5 of 4 steps' reward and slow 2.5 of 4 (up to the random control).
+    assert difference["difference"] == pytest.approx(0.25, abs=0.02)
+    assert 0 < difference["low"] <= difference["difference"] <= difference["high"]

@@ -110,7 +110,8 @@ def test_shift_control_matches_switched_episodes_before_switch(tmp_path: Path) -
         for name in switched:
             # Same users, same draws, same preference until the switch: identical rewards.
             assert switched[name][:switch] == pytest.approx(control[name][:switch]), name
-    assert set(record["agent_minus_baseline_kept"]) == set(record["agent_minus_baseline"])
+    assert set(record["agent_minus_baseline_shares"]) == set(record["agent_minus_baseline"])
     for name, row in record["recovery"].items():
         assert row["kept_low"] <= row["kept"] <= row["kept_high"], name
+        assert row["first_low"] <= row["first"] <= row["first_high"], name
     assert "no-switch reference" in (out / "report.md").read_text()

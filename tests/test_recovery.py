@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 
 from metarec.experiments.recovery import (
-    kept_differences,
+    first_slate_share,
     kept_share,
     measure_recovery,
     recovery_against_control,
     recovery_time,
+    share_differences,
 )
 from metarec.simulation.runner import EpisodeResults
 
@@ -65,6 +66,14 @@ def test_kept_share_sums_from_the_switch() -> None:
     assert np.isnan(kept_share(curve, np.zeros(4), 2))
 
 
+def test_first_slate_share_reads_step_after_switch() -> None:
+    control = np.array([1.0, 1.0, 2.0, 4.0, 4.0])
+    curve = np.array([1.0, 1.0, 0.5, 3.0, 4.0])
+    assert first_slate_share(curve, control, 2) == pytest.approx(0.75)
+    assert np.isnan(first_slate_share(curve, control, 4))
+    assert np.isnan(first_slate_share(curve, np.zeros(5), 2))
+
+
 def test_measure_recovery_of_an_unaffected_policy() -> None:
     rng = np.random.default_rng(0)
     rewards = rng.uniform(0.5, 1.5, size=(50, 8))
@@ -76,9 +85,10 @@ def test_measure_recovery_of_an_unaffected_policy() -> None:
     assert figures["kept"] == pytest.approx(1.0)
     assert figures["kept_low"] == pytest.approx(1.0)
     assert figures["kept_high"] == pytest.approx(1.0)
+    assert figures["first"] == pytest.approx(1.0)
 
 
-def test_kept_differences_rank_the_faster_policy_higher() -> None:
+def test_share_differences_rank_faster_policy_higher() -> None:
     rng = np.random.default_rng(1)
     control = rng.uniform(0.8, 1.2, size=(200, 8))
     fast, slow = control.copy(), control.copy()
@@ -89,7 +99,10 @@ def test_kept_differences_rank_the_faster_policy_higher() -> None:
     figures = measure_recovery(shifted, controls, 4, 0)
     assert figures["fast"]["control_recovery_steps"] == 1.0
     assert figures["slow"]["control_recovery_steps"] == 3.0
-    difference = kept_differences(shifted, controls, "fast", 4, 0)["slow"]
+    difference = share_differences(shifted, controls, "fast", 4, 0)["slow"]
     # fast keeps 3.5 of 4 steps' reward and slow 2.5 of 4 (up to the random control).
-    assert difference["difference"] == pytest.approx(0.25, abs=0.02)
-    assert 0 < difference["low"] <= difference["difference"] <= difference["high"]
+    assert difference["kept"] == pytest.approx(0.25, abs=0.02)
+    assert 0 < difference["kept_low"] <= difference["kept"] <= difference["kept_high"]
+    # On the first slate after the switch step fast is back in full and slow at half.
+    assert difference["first"] == pytest.approx(0.5, abs=0.02)
+    assert 0 < difference["first_low"] <= difference["first"] <= difference["first_high"]

@@ -84,17 +84,38 @@ def _two_slate_session() -> Session:
 
 def test_slate_weights_follow_position_and_age() -> None:
     head = RidgeHead(N_ITEMS, DIM, slate_size=3)
-    decay = 0.5
+    decay, miss_decay = 0.5, 0.3
     with torch.no_grad():
         head.skip_log_weights.copy_(torch.log(torch.tensor([1.0, 0.5, 0.25])))
         head.raw_decay.fill_(float(np.log(np.expm1(decay))))
+        head.raw_miss_decay.fill_(float(np.log(np.expm1(miss_decay))))
         head.log_weights.copy_(torch.log(torch.tensor([2.0, 1.0, 1.0])))
     batch = pack_sessions([_two_slate_session()], N_ITEMS, 16, torch.device("cpu"))
     weights = head.token_weights(batch).detach().numpy()[0]
     # History weighs 2 and is older than both slates; the clicked item keeps weight 1.
-    old, new = np.exp(-2 * decay), np.exp(-decay)
+    # The newest slate drew no click, so every older token loses a further exp(-0.3).
+    old, new = np.exp(-2 * decay - miss_decay), np.exp(-decay - miss_decay)
     expected = [2 * old, 2 * old, new, 0.5 * new, 0.25 * new, 1.0, 0.5, 0.25]
     np.testing.assert_allclose(weights, expected, rtol=1e-5)
+
+
+def test_clickless_slates_discount_older_tokens() -> None:
+    head = RidgeHead(N_ITEMS, DIM, slate_size=2)
+    with torch.no_grad():
+        head.raw_decay.fill_(-30.0)
+        head.raw_miss_decay.fill_(float(np.log(np.expm1(1.0))))
+    clicked = np.array([True, False])
+    missed = np.array([False, False])
+    session = Session.from_history(np.array([1]))
+    session = session.with_slate(np.array([2, 3]), missed)
+    session = session.with_slate(np.array([4, 5]), clicked)
+    session = session.with_slate(np.array([6, 7]), missed)
+    session = session.with_slate(np.array([8, 9]), missed)
+    batch = pack_sessions([session], N_ITEMS, 16, torch.device("cpu"))
+    weights = head.token_weights(batch).detach().numpy()[0]
+    # Clickless slates newer than each token: history 3, then 2, 2, 1 and 0 for the slates.
+    misses = np.array([3, 2, 2, 2, 2, 1, 1, 0, 0])
+    np.testing.assert_allclose(weights, np.exp(-misses), rtol=1e-5)
 
 
 def test_weighted_ridge_matches_closed_form() -> None:

@@ -32,9 +32,10 @@ class RidgeHead(nn.Module):
     history are read as complete slates of that size, newest last. A skip then
     also gets a learned weight per slate position, since a skip low on a slate
     may only mean that the user never looked there. Every token is also
-    discounted by ``exp(-decay * a)``, where ``a`` counts the slates shown
-    after it, so the head can learn to forget when preferences drift. History
-    tokens count as older than every slate.
+    discounted by ``exp(-decay * a - miss_decay * m)``, where ``a`` counts the
+    slates shown after it and ``m`` those of them that drew no click, so the
+    head can learn to forget when preferences drift, and faster once the
+    user stops clicking. History tokens count as older than every slate.
 
     With ``dropout`` > 0, training mode drops each token from the regression
     with that probability and scales the kept weights by ``1 / (1 - dropout)``.
@@ -57,6 +58,7 @@ class RidgeHead(nn.Module):
         if slate_size is not None:
             self.skip_log_weights = nn.Parameter(torch.zeros(slate_size))
             self.raw_decay = nn.Parameter(torch.tensor(_START_DECAY))
+            self.raw_miss_decay = nn.Parameter(torch.tensor(_START_DECAY))
         nn.init.normal_(self.features.weight, std=dim**-0.5)
         with torch.no_grad():
             self.features.weight[n_items].zero_()
@@ -97,9 +99,11 @@ class RidgeHead(nn.Module):
         history = kinds == HISTORY
         position = size - 1 - from_end % size
         skip_term = torch.where(kinds == SKIP, self.skip_log_weights[position], 0.0)
-        slates_shown = ((~history & present).sum(dim=1, keepdim=True) // size).to(skip_term.dtype)
-        age = torch.where(history, slates_shown, (from_end // size).to(skip_term.dtype))
-        return skip_term - self.decay * age
+        slates_shown = (~history & present).sum(dim=1, keepdim=True) // size
+        age = torch.where(history, slates_shown, from_end // size)
+        misses = _misses_after(kinds, present, age, slates_shown, size)
+        miss_decay = nn.functional.softplus(self.raw_miss_decay)
+        return skip_term - self.decay * age.to(skip_term.dtype) - miss_decay * misses
 
     def forward(self, batch: TokenBatch) -> torch.Tensor:
         """Return ``(batch, n_items)`` ridge scores of every item."""
@@ -114,3 +118,27 @@ class RidgeHead(nn.Module):
         rhs = (weighted.transpose(1, 2) @ residual[..., None]).squeeze(-1)
         solution = self.prior + torch.linalg.solve(gram + penalty, rhs)
         return self.scale * (solution @ self.features.weight[:-1].T)
+
+
+def _misses_after(
+    kinds: torch.Tensor,
+    present: torch.Tensor,
+    age: torch.Tensor,
+    slates_shown: torch.Tensor,
+    size: int,
+) -> torch.Tensor:
+    """Return, per token, how many slates newer than its own drew no click.
+
+    ``age`` counts the slates shown after each token's slate (0 for the
+    newest). A run of clickless slates is the first sign that a user's taste
+    has moved, so it can discount the older evidence faster than age alone.
+    """
+    slates = kinds.shape[1] // size + 2
+    newest_first = torch.where(present & (kinds != HISTORY), age, slates - 1).clamp(max=slates - 1)
+    clicks = torch.zeros(kinds.shape[0], slates, device=kinds.device)
+    clicks.scatter_add_(1, newest_first, ((kinds == CLICK) & present).to(clicks.dtype))
+    exists = torch.arange(slates, device=kinds.device)[None] < slates_shown
+    clickless = (exists & (clicks == 0)).to(clicks.dtype)
+    # newer[:, a] is the number of clickless slates among the a newest ones.
+    newer = torch.cat([torch.zeros_like(clickless[:, :1]), clickless.cumsum(dim=1)], dim=1)
+    return newer.gather(1, age.clamp(max=slates))

@@ -17,7 +17,11 @@ is at ``RECOVERY_LEVEL`` of the reference, 0 when it is there at the switch step
 crossing: the reward may fall below the line again later.
 
 ``kept`` is the reward after the switch as a share of the no-switch reward
-after it: 1 means the switch cost nothing.
+after it: 1 means the switch cost nothing. ``first`` is that share for the
+first slate after the switch step alone, the first one a policy chooses with
+feedback given under the new preference. Recovery times are whole steps, and
+every policy that adapts at all needs at least 1, so ``first`` tells apart
+policies that tie on 1 step.
 
 Every figure reads the expected reward of the slates shown (the click
 probabilities of the user at that step, summed), not the realised clicks.
@@ -27,7 +31,7 @@ which would otherwise decide many first crossings of the 90% line.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -64,6 +68,22 @@ def kept_share(curve: np.ndarray, control: np.ndarray, switch: int) -> float:
     return float(np.sum(curve[switch:])) / reference if reference > 0 else float("nan")
 
 
+def first_slate_share(curve: np.ndarray, control: np.ndarray, switch: int) -> float:
+    """Return the reward of the first slate after the switch step over its no-switch reward.
+
+    That slate is the first one chosen with feedback given under the new
+    preference, because the slate of the switch step itself is the same with
+    and without the switch.
+    """
+    step = switch + 1
+    if step >= curve.shape[0] or control[step] <= 0:
+        return float("nan")
+    return float(curve[step] / control[step])
+
+
+ShareFigure = Callable[[np.ndarray, np.ndarray, int], float]
+
+
 def measure_recovery(
     shifted: Mapping[str, EpisodeResults],
     control: Mapping[str, EpisodeResults],
@@ -85,30 +105,35 @@ def measure_recovery(
     }
 
 
-def kept_differences(
+def share_differences(
     shifted: Mapping[str, EpisodeResults],
     control: Mapping[str, EpisodeResults],
     policy: str,
     switch: int,
     seed: int,
 ) -> dict[str, dict[str, float]]:
-    """Return ``policy``'s kept share minus every other policy's, with paired intervals."""
+    """Return ``policy``'s reward shares minus every other policy's, with paired intervals.
+
+    Each row holds the difference in reward kept (``kept``, ``kept_low``,
+    ``kept_high``) and in the first slate's share (``first``, ``first_low``,
+    ``first_high``).
+    """
     weights = _bootstrap_weights(shifted[policy].rewards.shape[0], seed)
+    table: dict[str, dict[str, float]] = {name: {} for name in shifted if name != policy}
+    for key, share in (("kept", kept_share), ("first", first_slate_share)):
 
-    def samples(name: str) -> np.ndarray:
-        curves = weights @ shifted[name].expected_rewards
-        references = weights @ control[name].expected_rewards
-        return np.array([kept_share(c, r, switch) for c, r in zip(curves, references, strict=True)])
+        def samples(name: str, share: ShareFigure = share) -> np.ndarray:
+            curves = weights @ shifted[name].expected_rewards
+            references = weights @ control[name].expected_rewards
+            pairs = zip(curves, references, strict=True)
+            return np.array([share(curve, reference, switch) for curve, reference in pairs])
 
-    ours = samples(policy)
-    mine = kept_share(_mean(shifted[policy]), _mean(control[policy]), switch)
-    table = {}
-    for name in shifted:
-        if name == policy:
-            continue
-        low, high = _interval(ours - samples(name))
-        theirs = kept_share(_mean(shifted[name]), _mean(control[name]), switch)
-        table[name] = {"difference": mine - theirs, "low": low, "high": high}
+        ours = samples(policy)
+        mine = share(_mean(shifted[policy]), _mean(control[policy]), switch)
+        for name, row in table.items():
+            low, high = _interval(ours - samples(name))
+            theirs = share(_mean(shifted[name]), _mean(control[name]), switch)
+            row.update({key: mine - theirs, f"{key}_low": low, f"{key}_high": high})
     return table
 
 
@@ -126,6 +151,7 @@ def _policy_recovery(
         np.array([recovery_against_control(c, r, switch) for c, r in pairs])
     )
     kept_low, kept_high = _interval(np.array([kept_share(c, r, switch) for c, r in pairs]))
+    first_low, first_high = _interval(np.array([first_slate_share(c, r, switch) for c, r in pairs]))
     return {
         "recovery_steps": steps,
         "recovered": bool(np.isfinite(steps)),
@@ -143,6 +169,9 @@ def _policy_recovery(
         "kept": kept_share(curve, reference, switch),
         "kept_low": kept_low,
         "kept_high": kept_high,
+        "first": first_slate_share(curve, reference, switch),
+        "first_low": first_low,
+        "first_high": first_high,
     }
 
 

@@ -34,8 +34,8 @@ from metarec.experiments.plots import plot_reward_curves, plot_training_curves
 from metarec.experiments.recovery import (
     PRE_SWITCH_WINDOW,
     RECOVERY_LEVEL,
-    kept_differences,
     measure_recovery,
+    share_differences,
 )
 from metarec.progress import Reporter
 from metarec.simulation.config import SimulationConfig
@@ -101,7 +101,7 @@ def run_shift(config: SimulationConfig, out_dir: Path, reporter: Reporter) -> di
     )
     switch = config.shift.step
     recovery = measure_recovery(results, control, switch, config.seed)
-    kept = kept_differences(results, control, AGENT_NAME, switch, config.seed)
+    shares = share_differences(results, control, AGENT_NAME, switch, config.seed)
 
     record: dict[str, Any] = {
         "experiment": "shift",
@@ -110,8 +110,8 @@ def run_shift(config: SimulationConfig, out_dir: Path, reporter: Reporter) -> di
         "switch_span": config.shift.span,
         "fidelity": world.fidelity,
         "recovery": recovery,
-        "agent_minus_baseline_kept": {
-            name: row for name, row in kept.items() if name not in ("random", "oracle")
+        "agent_minus_baseline_shares": {
+            name: row for name, row in shares.items() if name not in ("random", "oracle")
         },
         "reward_per_step": _curves(results, "rewards"),
         "control_reward_per_step": _curves(control, "rewards"),
@@ -131,7 +131,7 @@ def run_shift(config: SimulationConfig, out_dir: Path, reporter: Reporter) -> di
         world,
         config,
         recovery,
-        record["agent_minus_baseline_kept"],
+        record["agent_minus_baseline_shares"],
         scores,
         comparison.differences,
         chosen,
@@ -159,31 +159,34 @@ def _curves(results: dict[str, EpisodeResults], field: str) -> dict[str, list[fl
 
 def _recovery_lines(recovery: dict[str, dict[str, float]]) -> list[str]:
     lines = [
-        "| policy | recovery steps (no-switch reference) | 95% interval | reward kept "
-        "| 95% interval | recovery steps (pre-switch level) | 95% interval |",
-        "| --- | ---: | --- | ---: | --- | ---: | --- |",
+        "| policy | recovery steps (no-switch reference) | 95% interval | first slate share "
+        "| 95% interval | reward kept | 95% interval | recovery steps (pre-switch level) "
+        "| 95% interval |",
+        "| --- | ---: | --- | ---: | --- | ---: | --- | ---: | --- |",
     ]
     ordered = sorted(
-        recovery.items(), key=lambda pair: (pair[1]["control_recovery_steps"], -pair[1]["kept"])
+        recovery.items(), key=lambda pair: (pair[1]["control_recovery_steps"], -pair[1]["first"])
     )
     for name, row in ordered:
         lines.append(
             f"| {name} | {row['control_recovery_steps']:g} "
             f"| [{row['control_low']:g}, {row['control_high']:g}] "
+            f"| {row['first']:.3f} | [{row['first_low']:.3f}, {row['first_high']:.3f}] "
             f"| {row['kept']:.3f} | [{row['kept_low']:.3f}, {row['kept_high']:.3f}] "
             f"| {row['recovery_steps']:g} | [{row['low']:g}, {row['high']:g}] |"
         )
     return lines
 
 
-def _kept_lines(kept: dict[str, dict[str, float]]) -> list[str]:
+def _share_lines(shares: dict[str, dict[str, float]]) -> list[str]:
     lines = [
-        f"| {AGENT_NAME} minus | reward kept, difference | 95% paired CI |",
-        "| --- | ---: | --- |",
+        f"| {AGENT_NAME} minus | first slate share | 95% paired CI | reward kept | 95% paired CI |",
+        "| --- | ---: | --- | ---: | --- |",
     ]
-    for name, row in sorted(kept.items(), key=lambda pair: pair[1]["difference"]):
+    for name, row in sorted(shares.items(), key=lambda pair: pair[1]["first"]):
         lines.append(
-            f"| {name} | {row['difference']:+.3f} | [{row['low']:+.3f}, {row['high']:+.3f}] |"
+            f"| {name} | {row['first']:+.3f} | [{row['first_low']:+.3f}, {row['first_high']:+.3f}] "
+            f"| {row['kept']:+.3f} | [{row['kept_low']:+.3f}, {row['kept_high']:+.3f}] |"
         )
     return lines
 
@@ -192,7 +195,7 @@ def _report(
     world: SimulationWorld,
     config: SimulationConfig,
     recovery: dict[str, dict[str, float]],
-    kept: dict[str, dict[str, float]],
+    shares: dict[str, dict[str, float]],
     scores: dict[str, Any],
     differences: dict[str, ScoreDifference],
     chosen: list[str],
@@ -208,9 +211,13 @@ def _report(
         f"first reaches {RECOVERY_LEVEL:.0%} of a reference: the same policy's expected reward "
         f"at the same step without the switch, or its own mean over the {PRE_SWITCH_WINDOW} "
         "steps before the switch. It is 0 when the reward is already there at the switch "
-        "step, and inf when it does not get there within the episode. Reward kept is the "
-        "expected reward from the switch on as a share of the no-switch expected reward from "
-        "there. Intervals are 95% bootstrap intervals over users.",
+        "step, and inf when it does not get there within the episode. The switch step shows "
+        "the same slate with and without the switch, so a policy that adapts needs at least "
+        "1 step. First slate share is the expected reward of the slate after the switch step, "
+        "the first one chosen with feedback under the new preference, over its no-switch "
+        "value. Reward kept is the expected reward from the switch on as a share of the "
+        "no-switch expected reward from there. Intervals are 95% bootstrap intervals over "
+        "users.",
         "",
         *fidelity_lines(world),
         "",
@@ -221,9 +228,9 @@ def _report(
         "construction and says nothing about adaptation. Reward kept can exceed 1 because "
         "the new preference is another user's, whose best items have not been shown yet.",
         "",
-        "The agent's reward kept minus each baseline's, resampling the same test users:",
+        "The agent's shares minus each baseline's, resampling the same test users:",
         "",
-        *_kept_lines(kept),
+        *_share_lines(shares),
         "",
         "Normalised score over the whole episode:",
         "",

@@ -224,8 +224,9 @@ def _report(
         *_recovery_lines(recovery),
         "",
         "Popularity and random show the same slates whatever the user clicks, so the switch "
-        "makes no belief of theirs wrong: their recovery time is 0 or close to it by "
-        "construction and says nothing about adaptation. Reward kept can exceed 1 because "
+        "makes no belief of theirs wrong: their recovery time shows only how much the new "
+        "user likes slates chosen without feedback, and says nothing about adaptation. "
+        "Reward kept can exceed 1 because "
         "the new preference is another user's, whose best items have not been shown yet.",
         "",
         "The agent's shares minus each baseline's, resampling the same test users:",

@@ -160,9 +160,9 @@ def _curves(results: dict[str, EpisodeResults], field: str) -> dict[str, list[fl
 def _recovery_lines(recovery: dict[str, dict[str, float]]) -> list[str]:
     lines = [
         "| policy | recovery steps (no-switch reference) | 95% interval | first slate share "
-        "| 95% interval | reward kept | 95% interval | recovery steps (pre-switch level) "
-        "| 95% interval |",
-        "| --- | ---: | --- | ---: | --- | ---: | --- | ---: | --- |",
+        "| 95% interval | reward kept | 95% interval | reward per step after the switch, "
+        "with / without | recovery steps (pre-switch level) | 95% interval |",
+        "| --- | ---: | --- | ---: | --- | ---: | --- | ---: | ---: | --- |",
     ]
     ordered = sorted(
         recovery.items(), key=lambda pair: (pair[1]["control_recovery_steps"], -pair[1]["first"])
@@ -173,6 +173,7 @@ def _recovery_lines(recovery: dict[str, dict[str, float]]) -> list[str]:
             f"| [{row['control_low']:g}, {row['control_high']:g}] "
             f"| {row['first']:.3f} | [{row['first_low']:.3f}, {row['first_high']:.3f}] "
             f"| {row['kept']:.3f} | [{row['kept_low']:.3f}, {row['kept_high']:.3f}] "
+            f"| {row['post_switch_reward']:.3f} / {row['control_post_switch_reward']:.3f} "
             f"| {row['recovery_steps']:g} | [{row['low']:g}, {row['high']:g}] |"
         )
     return lines

@@ -10,8 +10,9 @@ Reads the ``results.json`` and ``config.yaml`` of each run folder written by
 experiment and world it prints every policy's normalised score per seed and
 the mean over seeds. Then it prints the agent's score minus each baseline's,
 with the paired 95% interval of each seed. For shift runs it also prints
-each policy's recovery time against the no-switch episodes and its reward
-kept. A seed changes the training draws, the episode seeds and, for
+each policy's recovery time against the no-switch episodes, its first
+slate share, its reward kept and its mean reward per step after the
+switch. A seed changes the training draws, the episode seeds and, for
 synthetic users, the world itself.
 """
 
@@ -88,13 +89,18 @@ def print_scores(runs: list[Run]) -> None:
 
 def print_recovery(runs: list[Run]) -> None:
     seeds = [seed for seed, _ in runs]
-    print("\nRecovery steps against the no-switch episodes, and reward kept:\n")
+    print(
+        "\nRecovery steps against the no-switch episodes, first slate share, reward kept, "
+        "and reward per step after the switch:\n"
+    )
     print("| policy | " + " | ".join(f"seed {seed}" for seed in seeds) + " |")
     print("| --- |" + " --- |" * len(seeds))
     for name in runs[0][1]["recovery"]:
         rows = [results["recovery"][name] for _, results in runs]
         cells = " | ".join(
-            f"{_steps(row['control_recovery_steps'])} steps, kept {row['kept']:.3f}" for row in rows
+            f"{_steps(row['control_recovery_steps'])} steps, first {row['first']:.3f}, "
+            f"kept {row['kept']:.3f}, after {row['post_switch_reward']:.3f}"
+            for row in rows
         )
         print(f"| {name} | {cells} |")
 

@@ -20,7 +20,6 @@ policy gradient, because every shown item carries its own label.
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -34,6 +33,7 @@ from metarec.agents.tokens import pack_sessions
 from metarec.config import RLConfig
 from metarec.meta.losses import MASKED_LOGIT
 from metarec.meta.reinforce import EpisodeEnv, blocked_items, meta_rl
+from metarec.meta.selection import BestWeights
 from metarec.meta.slates import sample_slate
 from metarec.progress import Reporter
 
@@ -94,7 +94,7 @@ def click_training(
     generator = torch.Generator().manual_seed(seed)
     history = [{"iteration": 0.0, "train_loss": float("nan"), "reward": float("nan")}]
     history[0].update(validate(policy))
-    best, best_state = history[0], copy.deepcopy(policy.state_dict())
+    best = BestWeights(policy, history[0])
     reporter.start("meta-rl", config.iterations)
     for iteration in range(1, config.iterations + 1):
         policy.train()
@@ -112,19 +112,10 @@ def click_training(
             record.update(validate(policy))
             history.append(record)
             fields["val_score"] = record["score"]
-            if record["score"] > best["score"]:
-                best, best_state = record, copy.deepcopy(policy.state_dict())
+            best.offer(policy, record)
         reporter.advance("meta-rl", **fields)
     reporter.finish("meta-rl")
-    if config.keep_best:
-        policy.load_state_dict(best_state)
-    else:
-        best = history[-1]
-    logger.info(
-        "click training: kept iteration %d (validation score %.4f)",
-        int(best["iteration"]),
-        best["score"],
-    )
+    best.finish(policy, history, config.keep_best, "click training", "iteration")
     return history
 
 

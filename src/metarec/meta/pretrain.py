@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Callable
 
@@ -13,6 +12,7 @@ from metarec.agents.policy import SlatePolicy
 from metarec.config import PretrainConfig
 from metarec.meta.losses import supervised_batch_loss
 from metarec.meta.sampling import SessionSampler
+from metarec.meta.selection import BestWeights
 from metarec.progress import Reporter
 
 logger = logging.getLogger(__name__)
@@ -40,8 +40,7 @@ def pretrain(
     )
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(config.epochs, 1))
     history = [{"epoch": 0.0, "train_loss": float("nan"), **validate(policy)}]
-    best = history[0]
-    best_state = copy.deepcopy(policy.state_dict())
+    best = BestWeights(policy, history[0])
     stale = 0
     reporter.start("pretrain", config.epochs)
     for epoch in range(1, config.epochs + 1):
@@ -51,22 +50,15 @@ def pretrain(
         history.append(record)
         reporter.advance("pretrain", loss=train_loss, val_score=record["score"])
         logger.debug("pretrain epoch %d: %s", epoch, record)
-        if record["score"] > best["score"]:
-            best, stale = record, 0
-            best_state = copy.deepcopy(policy.state_dict())
+        if best.offer(policy, record):
+            stale = 0
         else:
             stale += 1
             if stale >= config.patience:
                 logger.info("pretrain: early stop at epoch %d", epoch)
                 break
     reporter.finish("pretrain")
-    if config.keep_best:
-        policy.load_state_dict(best_state)
-    else:
-        best = history[-1]
-    logger.info(
-        "pretrain: kept epoch %d (validation score %.4f)", int(best["epoch"]), best["score"]
-    )
+    best.finish(policy, history, config.keep_best, "pretrain", "epoch")
     return history
 
 

@@ -14,7 +14,6 @@ positions, so each position's term takes its own advantage.
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from metarec.agents.tokens import pack_sessions, shown_mask
 from metarec.config import RLConfig
 from metarec.envs.replay import LoggedUserEnv
 from metarec.meta.losses import MASKED_LOGIT, next_items_loss, target_matrix
+from metarec.meta.selection import BestWeights
 from metarec.meta.slates import first_position_entropy, position_log_probs, sample_slate
 from metarec.progress import Reporter
 from metarec.session import Session
@@ -101,7 +101,7 @@ def meta_rl(
         policy.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
     history = [{"iteration": 0.0, "train_reward": float("nan"), **validate(policy)}]
-    best, best_state = history[0], copy.deepcopy(policy.state_dict())
+    best = BestWeights(policy, history[0])
     reporter.start("meta-rl", config.iterations)
     for iteration in range(1, config.iterations + 1):
         policy.train()
@@ -116,17 +116,10 @@ def meta_rl(
             record = {"iteration": float(iteration), "train_reward": reward, **validate(policy)}
             history.append(record)
             fields["val_score"] = record["score"]
-            if record["score"] > best["score"]:
-                best, best_state = record, copy.deepcopy(policy.state_dict())
+            best.offer(policy, record)
         reporter.advance("meta-rl", **fields)
     reporter.finish("meta-rl")
-    if config.keep_best:
-        policy.load_state_dict(best_state)
-    else:
-        best = history[-1]
-    logger.info(
-        "meta-rl: kept iteration %d (validation score %.4f)", int(best["iteration"]), best["score"]
-    )
+    best.finish(policy, history, config.keep_best, "meta-rl", "iteration")
     return history
 
 

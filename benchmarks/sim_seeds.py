@@ -55,7 +55,7 @@ def read_run(folder: Path) -> tuple[str, str, int, dict[str, Any]]:
         ) from None
     if experiment not in EXPERIMENTS:
         raise SystemExit(
-            f"error: {folder} holds a '{experiment}' run; this script compares "
+            f"error: {folder} contains a '{experiment}' run; this script compares "
             f"{' and '.join(EXPERIMENTS)} runs"
         )
     if AGENT not in scores or set(differences) != set(scores) - {AGENT}:

@@ -32,10 +32,10 @@ class RidgeHead(nn.Module):
     history are read as complete slates of that size, newest last. A skip then
     also gets a learned weight per slate position, since a skip low on a slate
     may only mean that the user never looked there. Every token is also
-    discounted by ``exp(-decay * a - miss_decay * m)``, where ``a`` counts the
-    slates shown after it and ``m`` those of them that drew no click, so the
-    head can learn to forget when preferences drift, and faster once the
-    user stops clicking. History tokens count as older than every slate.
+    discounted by ``exp(-decay * a - miss_decay * m)``. Here ``a`` counts the
+    slates shown after it and ``m`` those of them that drew no click. So the
+    head can learn to forget when preferences drift, and to forget faster
+    once the user stops clicking. History tokens count as older than every slate.
 
     With ``dropout`` > 0, training mode drops each token from the regression
     with that probability and scales the kept weights by ``1 / (1 - dropout)``.

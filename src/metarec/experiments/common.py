@@ -136,7 +136,7 @@ def tuned_baselines(
 class Comparison:
     """The trained agent, the tuned baselines, and every policy's test episodes and scores.
 
-    ``policies`` holds the agent and the baselines ready to play more episodes.
+    ``policies`` contains the agent and the baselines, ready to play more episodes.
     """
 
     training: SimulationTraining

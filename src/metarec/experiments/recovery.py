@@ -20,7 +20,7 @@ crossing: the reward may fall below the line again later.
 after it: 1 means the switch cost nothing. ``first`` is that share for the
 first slate after the switch step alone, the first one a policy chooses with
 feedback given under the new preference. Recovery times are whole steps, and
-every policy that adapts at all needs at least 1, so ``first`` tells apart
+every policy that adapts at all needs at least 1, so ``first`` separates
 policies that tie on 1 step.
 
 Every figure reads the expected reward of the slates shown (the click
@@ -114,7 +114,7 @@ def share_differences(
 ) -> dict[str, dict[str, float]]:
     """Return ``policy``'s reward shares minus every other policy's, with paired intervals.
 
-    Each row holds the difference in reward kept (``kept``, ``kept_low``,
+    Each row contains the difference in reward kept (``kept``, ``kept_low``,
     ``kept_high``) and in the first slate's share (``first``, ``first_low``,
     ``first_high``).
     """
@@ -128,12 +128,12 @@ def share_differences(
             pairs = zip(curves, references, strict=True)
             return np.array([share(curve, reference, switch) for curve, reference in pairs])
 
-        ours = samples(policy)
-        mine = share(_mean(shifted[policy]), _mean(control[policy]), switch)
+        policy_samples = samples(policy)
+        policy_share = share(_mean(shifted[policy]), _mean(control[policy]), switch)
         for name, row in table.items():
-            low, high = _interval(ours - samples(name))
-            theirs = share(_mean(shifted[name]), _mean(control[name]), switch)
-            row.update({key: mine - theirs, f"{key}_low": low, f"{key}_high": high})
+            low, high = _interval(policy_samples - samples(name))
+            other_share = share(_mean(shifted[name]), _mean(control[name]), switch)
+            row.update({key: policy_share - other_share, f"{key}_low": low, f"{key}_high": high})
     return table
 
 
@@ -198,10 +198,10 @@ def _interval(samples: np.ndarray) -> tuple[float, float]:
 
 def _step_interval(samples: np.ndarray) -> tuple[float, float]:
     """Return the interval of recovery times; ``inf`` (not recovered) counts as the largest."""
-    kept = samples[~np.isnan(samples)]
-    if not kept.size:
+    defined = samples[~np.isnan(samples)]
+    if not defined.size:
         return float("nan"), float("nan")
     tail = (1.0 - CONFIDENCE) / 2.0
     # inverted_cdf picks sample values, so an interval end may be inf without NaN arithmetic.
-    low, high = np.quantile(kept, [tail, 1.0 - tail], method="inverted_cdf")
+    low, high = np.quantile(defined, [tail, 1.0 - tail], method="inverted_cdf")
     return float(low), float(high)

@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load as load_tensors
+from safetensors.torch import save as save_tensors
 
 from metarec.agents.agent import MetaRLAgent
 from metarec.agents.policy import SlatePolicy
@@ -231,3 +233,27 @@ def test_files_get_umask_mode(
     assert stat.S_IMODE(run_dir.stat().st_mode) == 0o755
     assert stat.S_IMODE((run_dir / "model.json").stat().st_mode) == 0o644
     assert stat.S_IMODE((run_dir / "model.safetensors").stat().st_mode) == 0o644
+
+
+def test_ridge_checkpoint_without_miss_decay(
+    tmp_path: Path, config: RunConfig, log: InteractionLog
+) -> None:
+    model = config.model.model_copy(
+        update={"ridge_head": True, "ridge_dim": 4, "ridge_slate_size": 3}
+    )
+    ridge_config = config.model_copy(update={"model": model})
+    torch.manual_seed(0)
+    policy = SlatePolicy(N_ITEMS, model)
+    assert policy.ridge is not None
+    with torch.no_grad():
+        policy.ridge.raw_miss_decay.fill_(-30.0)
+    agent = MetaRLAgent(policy, ridge_config.adapt)
+    save_checkpoint(tmp_path / "run", agent, ridge_config, log)
+    weights = tmp_path / "run" / "model.safetensors"
+    state = load_tensors(weights.read_bytes())
+    del state["ridge.raw_miss_decay"]
+    weights.write_bytes(save_tensors(state))
+
+    loaded = load_checkpoint(tmp_path / "run").agent
+    expected = agent.score(sessions())
+    np.testing.assert_allclose(loaded.score(sessions()), expected, rtol=1e-5, atol=1e-6)

@@ -24,6 +24,8 @@ WEIGHTS_FILE = "model.safetensors"
 METADATA_FILE = "model.json"
 FORMAT = "metarec-checkpoint"
 FORMAT_VERSION = 1
+_NO_MISS_DECAY = -30.0
+"""Raw ridge-head miss decay for checkpoints saved before it existed; softplus(-30) ~ 1e-13."""
 
 
 @dataclass
@@ -126,6 +128,7 @@ def load_checkpoint(folder: Path, device: str | torch.device = "cpu") -> Checkpo
         raise DataError(f"missing {WEIGHTS_FILE}", path=folder, fix="rerun `metarec run`") from None
     except SafetensorError as error:
         raise DataError(f"unreadable weights: {error}", path=folder / WEIGHTS_FILE) from None
+    _add_missing_ridge_terms(policy, state)
     try:
         policy.load_state_dict(state)
     except RuntimeError as error:
@@ -163,3 +166,16 @@ def _read_metadata(folder: Path) -> dict[str, Any]:
             path=path,
         )
     return metadata
+
+
+def _add_missing_ridge_terms(policy: SlatePolicy, state: dict[str, torch.Tensor]) -> None:
+    """Fill in ridge-head terms that checkpoints written before them do not contain.
+
+    The discount per clickless slate was added to the ridge head after
+    format version 1 was fixed. A checkpoint without it gets a raw value
+    whose softplus is about 1e-13, so the loaded model ranks as it did when
+    it was saved.
+    """
+    key = "ridge.raw_miss_decay"
+    if key in policy.state_dict() and key not in state:
+        state[key] = torch.tensor(_NO_MISS_DECAY)

@@ -10,10 +10,12 @@ Reads the ``results.json`` and ``config.yaml`` of each run folder written by
 experiment and world it prints every policy's normalised score per seed and
 the mean over seeds. Then it prints the agent's score minus each baseline's,
 with the paired 95% interval of each seed. For shift runs it also prints
-each policy's recovery time against the no-switch episodes, its first
-slate share, its reward kept and its mean reward per step after the
-switch. A seed changes the training draws, the episode seeds and, for
-synthetic users, the world itself.
+each policy's mean recovery steps per user and the agent's minus each
+baseline's with paired intervals, then the recovery time of the mean
+curve against the no-switch episodes, the first slate share, the reward
+kept and the mean reward per step after the switch. A seed changes the
+training draws, the episode seeds and, for synthetic users, the world
+itself.
 """
 
 from __future__ import annotations
@@ -60,6 +62,12 @@ def read_run(folder: Path) -> tuple[str, str, int, dict[str, Any]]:
         )
     if AGENT not in scores or set(differences) != set(scores) - {AGENT}:
         raise SystemExit(f"error: {folder} has no {AGENT} score next to its baselines")
+    if experiment == "shift" and not all(
+        "user_steps" in row for row in results.get("recovery", {}).values()
+    ):
+        raise SystemExit(
+            f"error: {folder} has no recovery steps per user; rerun metarec simulate shift into it"
+        )
     return experiment, world, seed, results
 
 
@@ -87,11 +95,49 @@ def print_scores(runs: list[Run]) -> None:
         print(f"| {name} | {cells} | {ahead} of {len(rows)} |")
 
 
+def print_user_recovery(runs: list[Run]) -> None:
+    seeds = [seed for seed, _ in runs]
+    header = "| policy | " + " | ".join(f"seed {seed}" for seed in seeds) + " | mean |"
+    print("\nMean recovery steps per user (95% interval over users):\n")
+    print(header)
+    print("| --- |" + " ---: |" * (len(seeds) + 1))
+    names = sorted(runs[0][1]["recovery"], key=lambda name: _mean_steps(runs, name))
+    for name in names:
+        rows = [results["recovery"][name] for _, results in runs]
+        cells = " | ".join(
+            f"{_number(row['user_steps'])} [{_number(row['user_low'])}, "
+            f"{_number(row['user_high'])}]"
+            for row in rows
+        )
+        print(f"| {name} | {cells} | {_number(_mean_steps(runs, name))} |")
+    print(f"\n{AGENT} minus each baseline, recovery steps per user (95% paired interval):\n")
+    print(header.replace("| mean |", "| faster in |"))
+    print("| --- |" + " --- |" * len(seeds) + " ---: |")
+    for name in runs[0][1]["agent_minus_baseline_shares"]:
+        rows = [results["agent_minus_baseline_shares"][name] for _, results in runs]
+        cells = " | ".join(
+            f"{row['steps']:+.2f} [{row['steps_low']:+.2f}, {row['steps_high']:+.2f}]"
+            for row in rows
+        )
+        faster = sum(row["steps"] < 0 for row in rows)
+        print(f"| {name} | {cells} | {faster} of {len(rows)} |")
+
+
+def _mean_steps(runs: list[Run], name: str) -> float:
+    # A policy whose users all left before the switch has no steps (null in results.json).
+    values = [results["recovery"][name]["user_steps"] for _, results in runs]
+    return float("nan") if None in values else float(np.mean(values))
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None or np.isnan(value) else f"{value:.2f}"
+
+
 def print_recovery(runs: list[Run]) -> None:
     seeds = [seed for seed, _ in runs]
     print(
-        "\nRecovery steps against the no-switch episodes, first slate share, reward kept, "
-        "and reward per step after the switch:\n"
+        "\nMean curve: recovery steps against the no-switch episodes, first slate share, "
+        "reward kept, and reward per step after the switch:\n"
     )
     print("| policy | " + " | ".join(f"seed {seed}" for seed in seeds) + " |")
     print("| --- |" + " --- |" * len(seeds))
@@ -127,6 +173,7 @@ def main() -> None:
         print(f"\n## {experiment}, {world}: normalised score on test users\n")
         print_scores(runs)
         if experiment == "shift":
+            print_user_recovery(runs)
             print_recovery(runs)
 
 

@@ -12,6 +12,8 @@ from metarec.experiments.recovery import (
     recovery_against_control,
     recovery_time,
     share_differences,
+    user_recovery_differences,
+    user_recovery_steps,
 )
 from metarec.simulation.runner import EpisodeResults
 
@@ -106,3 +108,36 @@ def test_share_differences_rank_faster_policy_higher() -> None:
     # On the first slate after the switch step fast is back in full and slow at half.
     assert difference["first"] == pytest.approx(0.5, abs=0.02)
     assert 0 < difference["first_low"] <= difference["first"] <= difference["first_high"]
+
+
+def test_user_recovery_steps_per_user() -> None:
+    control = np.ones((4, 6))
+    shifted = control.copy()
+    shifted[0, 3] = 0.5  # back one step after the switch
+    shifted[1, 3:] = 0.5  # never back: counts the 3 steps left
+    shifted[2, 3] = 0.95  # still at 90% on the switch step
+    result = _results("policy", shifted)
+    result.active[3, 2:] = False  # left before the switch
+    steps = user_recovery_steps(result, _results("policy", control), 3)
+    np.testing.assert_array_equal(steps[:3], [1.0, 3.0, 0.0])
+    assert np.isnan(steps[3])
+    figures = measure_recovery({"policy": result}, {"policy": _results("policy", control)}, 3, 0)[
+        "policy"
+    ]
+    assert figures["user_steps"] == pytest.approx(4.0 / 3.0)
+    assert figures["user_back"] == pytest.approx(2.0 / 3.0)
+    assert figures["user_low"] <= figures["user_steps"] <= figures["user_high"]
+
+
+def test_user_recovery_differences_favour_the_faster_policy() -> None:
+    rng = np.random.default_rng(2)
+    control = rng.uniform(0.8, 1.2, size=(200, 8))
+    fast, slow = control.copy(), control.copy()
+    fast[:, 4] *= 0.5
+    slow[:100, 4:7] *= 0.5  # half the users take three steps, half one
+    slow[100:, 4] *= 0.5
+    shifted = {"fast": _results("fast", fast), "slow": _results("slow", slow)}
+    controls = {"fast": _results("fast", control), "slow": _results("slow", control)}
+    difference = user_recovery_differences(shifted, controls, "fast", 4, 0)["slow"]
+    assert difference["steps"] == pytest.approx(-1.0)
+    assert difference["steps_low"] <= -1.0 <= difference["steps_high"] < 0

@@ -16,6 +16,15 @@ is at ``RECOVERY_LEVEL`` of the reference, 0 when it is there at the switch step
 ``inf`` when it does not come back within the episode. Each is a first
 crossing: the reward may fall below the line again later.
 
+Both figures read the mean curve over users, so they are whole steps and
+every policy that adapts at all ties at 1 or more. The per-user recovery
+time (:func:`user_recovery_steps`) resolves finer: it takes each user's
+own first crossing of 90% of their no-switch reward, and averages over
+users. A user still below the line when the episode ends counts as the
+steps left, so the mean is a restricted mean that can only understate
+slow recoveries; the share of users back by the end comes with it. Users
+who left before the switch have nothing to recover and are left out.
+
 ``kept`` is the reward after the switch as a share of the no-switch reward
 after it: 1 means the switch cost nothing. ``first`` is that share for the
 first slate after the switch step alone, the first one a policy chooses with
@@ -81,6 +90,48 @@ def first_slate_share(curve: np.ndarray, control: np.ndarray, switch: int) -> fl
     return float(curve[step] / control[step])
 
 
+def user_recovery_steps(
+    shifted: EpisodeResults, control: EpisodeResults, switch: int
+) -> np.ndarray:
+    """Return per user the steps from ``switch`` until the expected reward is back at 90%.
+
+    The reference is the user's own expected reward at the same step of the
+    no-switch episode. A user never back counts the steps left in the
+    episode; a user who left before the switch is NaN.
+    """
+    curves, references = shifted.expected_rewards, control.expected_rewards
+    back = curves[:, switch:] >= RECOVERY_LEVEL * references[:, switch:]
+    horizon = curves.shape[1] - switch
+    steps = np.where(back.any(axis=1), back.argmax(axis=1), horizon).astype(np.float64)
+    steps[~shifted.active[:, switch]] = np.nan
+    return steps
+
+
+def user_recovery_differences(
+    shifted: Mapping[str, EpisodeResults],
+    control: Mapping[str, EpisodeResults],
+    policy: str,
+    switch: int,
+    seed: int,
+) -> dict[str, dict[str, float]]:
+    """Return ``policy``'s mean per-user recovery steps minus every other policy's.
+
+    Only users present at the switch under both policies count. Each row
+    contains ``steps`` (negative: ``policy`` recovers sooner) and its
+    paired 95% bootstrap interval ``steps_low``, ``steps_high``.
+    """
+    weights = _bootstrap_weights(shifted[policy].rewards.shape[0], seed)
+    own = user_recovery_steps(shifted[policy], control[policy], switch)
+    table = {}
+    for name in shifted:
+        if name == policy:
+            continue
+        gap = own - user_recovery_steps(shifted[name], control[name], switch)
+        low, high = _interval(_weighted_means(weights, gap))
+        table[name] = {"steps": float(np.nanmean(gap)), "steps_low": low, "steps_high": high}
+    return table
+
+
 ShareFigure = Callable[[np.ndarray, np.ndarray, int], float]
 
 
@@ -97,12 +148,15 @@ def measure_recovery(
     with the same users, so the intervals of two policies are paired.
     """
     weights = _bootstrap_weights(next(iter(shifted.values())).rewards.shape[0], seed)
-    return {
-        name: _policy_recovery(
+    table = {}
+    for name, result in shifted.items():
+        row = _policy_recovery(
             result.expected_rewards, control[name].expected_rewards, switch, weights
         )
-        for name, result in shifted.items()
-    }
+        steps = user_recovery_steps(result, control[name], switch)
+        row.update(_user_row(steps, result.rewards.shape[1] - switch, weights))
+        table[name] = row
+    return table
 
 
 def share_differences(
@@ -173,6 +227,33 @@ def _policy_recovery(
         "first_low": first_low,
         "first_high": first_high,
     }
+
+
+def _user_row(steps: np.ndarray, horizon: int, weights: np.ndarray) -> dict[str, float]:
+    """Return the mean per-user recovery steps, its interval, and the share of users back.
+
+    ``horizon`` is the number of steps from the switch to the end of the episode.
+    """
+    present = steps[np.isfinite(steps)]
+    if not present.size:
+        nan = float("nan")
+        return {"user_steps": nan, "user_low": nan, "user_high": nan, "user_back": nan}
+    low, high = _interval(_weighted_means(weights, steps))
+    return {
+        "user_steps": float(np.mean(present)),
+        "user_low": low,
+        "user_high": high,
+        "user_back": float(np.mean(present < horizon)),
+    }
+
+
+def _weighted_means(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Return per bootstrap row the weighted mean of ``values``, leaving NaN users out."""
+    present = np.isfinite(values)
+    kept = weights * present[None]
+    totals = kept.sum(axis=1)
+    sums = kept @ np.where(present, values, 0.0)
+    return np.divide(sums, totals, out=np.full(totals.shape, np.nan), where=totals > 0)
 
 
 def _mean(result: EpisodeResults) -> np.ndarray:

@@ -36,6 +36,7 @@ from metarec.experiments.recovery import (
     RECOVERY_LEVEL,
     measure_recovery,
     share_differences,
+    user_recovery_differences,
 )
 from metarec.progress import Reporter
 from metarec.simulation.config import SimulationConfig
@@ -102,6 +103,10 @@ def run_shift(config: SimulationConfig, out_dir: Path, reporter: Reporter) -> di
     switch = config.shift.step
     recovery = measure_recovery(results, control, switch, config.seed)
     shares = share_differences(results, control, AGENT_NAME, switch, config.seed)
+    for name, row in user_recovery_differences(
+        results, control, AGENT_NAME, switch, config.seed
+    ).items():
+        shares[name].update(row)
 
     record: dict[str, Any] = {
         "experiment": "shift",
@@ -159,17 +164,17 @@ def _curves(results: dict[str, EpisodeResults], field: str) -> dict[str, list[fl
 
 def _recovery_lines(recovery: dict[str, dict[str, float]]) -> list[str]:
     lines = [
-        "| policy | recovery steps (no-switch reference) | 95% interval | first slate share "
+        "| policy | recovery steps per user | 95% interval | users back "
+        "| recovery steps (no-switch reference) | 95% interval | first slate share "
         "| 95% interval | reward kept | 95% interval | reward per step after the switch, "
         "with / without | recovery steps (pre-switch level) | 95% interval |",
-        "| --- | ---: | --- | ---: | --- | ---: | --- | ---: | ---: | --- |",
+        "| --- | ---: | --- | ---: | ---: | --- | ---: | --- | ---: | --- | ---: | ---: | --- |",
     ]
-    ordered = sorted(
-        recovery.items(), key=lambda pair: (pair[1]["control_recovery_steps"], -pair[1]["first"])
-    )
-    for name, row in ordered:
+    for name, row in sorted(recovery.items(), key=lambda pair: pair[1]["user_steps"]):
         lines.append(
-            f"| {name} | {row['control_recovery_steps']:g} "
+            f"| {name} | {row['user_steps']:.2f} "
+            f"| [{row['user_low']:.2f}, {row['user_high']:.2f}] | {row['user_back']:.0%} "
+            f"| {row['control_recovery_steps']:g} "
             f"| [{row['control_low']:g}, {row['control_high']:g}] "
             f"| {row['first']:.3f} | [{row['first_low']:.3f}, {row['first_high']:.3f}] "
             f"| {row['kept']:.3f} | [{row['kept_low']:.3f}, {row['kept_high']:.3f}] "
@@ -181,12 +186,14 @@ def _recovery_lines(recovery: dict[str, dict[str, float]]) -> list[str]:
 
 def _share_lines(shares: dict[str, dict[str, float]]) -> list[str]:
     lines = [
-        f"| {AGENT_NAME} minus | first slate share | 95% paired CI | reward kept | 95% paired CI |",
-        "| --- | ---: | --- | ---: | --- |",
+        f"| {AGENT_NAME} minus | recovery steps per user | 95% paired CI | first slate share "
+        "| 95% paired CI | reward kept | 95% paired CI |",
+        "| --- | ---: | --- | ---: | --- | ---: | --- |",
     ]
-    for name, row in sorted(shares.items(), key=lambda pair: pair[1]["first"]):
+    for name, row in sorted(shares.items(), key=lambda pair: -pair[1]["steps"]):
         lines.append(
-            f"| {name} | {row['first']:+.3f} | [{row['first_low']:+.3f}, {row['first_high']:+.3f}] "
+            f"| {name} | {row['steps']:+.2f} | [{row['steps_low']:+.2f}, {row['steps_high']:+.2f}] "
+            f"| {row['first']:+.3f} | [{row['first_low']:+.3f}, {row['first_high']:+.3f}] "
             f"| {row['kept']:+.3f} | [{row['kept_low']:+.3f}, {row['kept_high']:+.3f}] |"
         )
     return lines
@@ -208,17 +215,22 @@ def _report(
         f"Every test user switches to another test user's preference at step "
         f"{config.shift.step + 1} of {config.episode.rounds} (span {config.shift.span}). "
         "Each policy also plays the same users with the same random draws and no switch. "
-        "Recovery time is the number of steps from the switch until the mean expected reward "
+        "Recovery steps per user is the mean over users of the steps from the switch until "
+        f"the user's expected reward first reaches {RECOVERY_LEVEL:.0%} of their own "
+        "no-switch expected reward at that step. A user not back by the end counts the "
+        "steps left, so it is a restricted mean, and users back gives the share that "
+        "made it; users who left before the switch are left out. The other two recovery "
+        "times read the mean curve over users: the steps from the switch until it "
         f"first reaches {RECOVERY_LEVEL:.0%} of a reference: the same policy's expected reward "
         f"at the same step without the switch, or its own mean over the {PRE_SWITCH_WINDOW} "
         "steps before the switch. It is 0 when the reward is already there at the switch "
         "step, and inf when it does not get there within the episode. The switch step shows "
-        "the same slate with and without the switch, so a policy that adapts needs at least "
-        "1 step. First slate share is the expected reward of the slate after the switch step, "
-        "the first one chosen with feedback under the new preference, over its no-switch "
-        "value. Reward kept is the expected reward from the switch on as a share of the "
-        "no-switch expected reward from there. Intervals are 95% bootstrap intervals over "
-        "users.",
+        "the same slate with and without the switch, so on the mean curve a policy that "
+        "adapts needs at least 1 step. First slate share is the expected reward of the "
+        "slate after the switch step, the first one chosen with feedback under the new "
+        "preference, over its no-switch value. Reward kept is the expected reward from the "
+        "switch on as a share of the no-switch expected reward from there. Intervals are 95% "
+        "bootstrap intervals over users.",
         "",
         *fidelity_lines(world),
         "",

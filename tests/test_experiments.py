@@ -114,4 +114,9 @@ def test_shift_control_matches_switched_episodes_before_switch(tmp_path: Path) -
     for name, row in record["recovery"].items():
         assert row["kept_low"] <= row["kept"] <= row["kept_high"], name
         assert row["first_low"] <= row["first"] <= row["first_high"], name
+        steps = [value for value in record["user_recovery_steps"][name] if value is not None]
+        assert row["user_steps"] == pytest.approx(sum(steps) / len(steps)), name
+    for name, row in record["agent_minus_baseline_shares"].items():
+        assert row["steps_low"] <= row["steps"] <= row["steps_high"], name
     assert "no-switch reference" in (out / "report.md").read_text()
+    assert "recovery steps per user" in (out / "report.md").read_text()

@@ -37,6 +37,7 @@ from metarec.experiments.recovery import (
     measure_recovery,
     share_differences,
     user_recovery_differences,
+    user_recovery_steps,
 )
 from metarec.progress import Reporter
 from metarec.simulation.config import SimulationConfig
@@ -117,6 +118,10 @@ def run_shift(config: SimulationConfig, out_dir: Path, reporter: Reporter) -> di
         "recovery": recovery,
         "agent_minus_baseline_shares": {
             name: row for name, row in shares.items() if name not in ("random", "oracle")
+        },
+        "user_recovery_steps": {
+            name: user_recovery_steps(result, control[name], switch).tolist()
+            for name, result in results.items()
         },
         "reward_per_step": _curves(results, "rewards"),
         "control_reward_per_step": _curves(control, "rewards"),

@@ -126,6 +126,8 @@ def test_user_recovery_steps_per_user() -> None:
     ]
     assert figures["user_steps"] == pytest.approx(4.0 / 3.0)
     assert figures["user_back"] == pytest.approx(2.0 / 3.0)
+    assert figures["user_dropped"] == pytest.approx(2.0 / 3.0)
+    assert figures["user_dropped_steps"] == pytest.approx(2.0)
     assert figures["user_low"] <= figures["user_steps"] <= figures["user_high"]
 
 

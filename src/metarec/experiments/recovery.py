@@ -232,18 +232,26 @@ def _policy_recovery(
 def _user_row(steps: np.ndarray, horizon: int, weights: np.ndarray) -> dict[str, float]:
     """Return the mean per-user recovery steps, its interval, and the share of users back.
 
-    ``horizon`` is the number of steps from the switch to the end of the episode.
+    ``horizon`` is the number of steps from the switch to the end of the
+    episode. ``user_dropped`` is the share of users below the line at the
+    switch step, and ``user_dropped_steps`` their mean recovery steps: a
+    policy can take longer on average because more of its users drop, or
+    because those who drop take longer to come back.
     """
     present = steps[np.isfinite(steps)]
+    nan = float("nan")
     if not present.size:
-        nan = float("nan")
-        return {"user_steps": nan, "user_low": nan, "user_high": nan, "user_back": nan}
+        keys = ("user_steps", "user_low", "user_high", "user_back", "user_dropped")
+        return {key: nan for key in (*keys, "user_dropped_steps")}
     low, high = _interval(_weighted_means(weights, steps))
+    dropped = present[present > 0]
     return {
         "user_steps": float(np.mean(present)),
         "user_low": low,
         "user_high": high,
         "user_back": float(np.mean(present < horizon)),
+        "user_dropped": float(dropped.size / present.size),
+        "user_dropped_steps": float(np.mean(dropped)) if dropped.size else nan,
     }
 
 

@@ -169,16 +169,19 @@ def _curves(results: dict[str, EpisodeResults], field: str) -> dict[str, list[fl
 
 def _recovery_lines(recovery: dict[str, dict[str, float]]) -> list[str]:
     lines = [
-        "| policy | recovery steps per user | 95% interval | users back "
+        "| policy | recovery steps per user | 95% interval | users back | users dropped "
+        "| steps of users who dropped "
         "| recovery steps (no-switch reference) | 95% interval | first slate share "
         "| 95% interval | reward kept | 95% interval | reward per step after the switch, "
         "with / without | recovery steps (pre-switch level) | 95% interval |",
-        "| --- | ---: | --- | ---: | ---: | --- | ---: | --- | ---: | --- | ---: | ---: | --- |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | --- | ---: | --- | ---: | --- "
+        "| ---: | ---: | --- |",
     ]
     for name, row in sorted(recovery.items(), key=lambda pair: pair[1]["user_steps"]):
         lines.append(
             f"| {name} | {row['user_steps']:.2f} "
             f"| [{row['user_low']:.2f}, {row['user_high']:.2f}] | {row['user_back']:.0%} "
+            f"| {row['user_dropped']:.0%} | {row['user_dropped_steps']:.2f} "
             f"| {row['control_recovery_steps']:g} "
             f"| [{row['control_low']:g}, {row['control_high']:g}] "
             f"| {row['first']:.3f} | [{row['first_low']:.3f}, {row['first_high']:.3f}] "
@@ -224,8 +227,9 @@ def _report(
         f"the user's expected reward first reaches {RECOVERY_LEVEL:.0%} of their own "
         "no-switch expected reward at that step. A user not back by the end counts the "
         "steps left, so it is a restricted mean, and users back gives the share that "
-        "made it; users who left before the switch are left out. The other two recovery "
-        "times read the mean curve over users: the steps from the switch until it "
+        "made it; users who left before the switch are left out. Users dropped is the share "
+        "below the line at the switch step, next to their mean recovery steps. The other two "
+        "recovery times read the mean curve over users: the steps from the switch until it "
         f"first reaches {RECOVERY_LEVEL:.0%} of a reference: the same policy's expected reward "
         f"at the same step without the switch, or its own mean over the {PRE_SWITCH_WINDOW} "
         "steps before the switch. It is 0 when the reward is already there at the switch "

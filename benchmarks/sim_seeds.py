@@ -82,26 +82,55 @@ def print_scores(runs: list[Run]) -> None:
         print(f"| {name} | {cells} | {np.mean(values):.3f} |")
 
     print(f"\n{AGENT} minus each baseline (95% paired interval over test users):\n")
-    print("| baseline | " + " | ".join(f"seed {seed}" for seed in seeds) + " | ahead in |")
+    differences = {
+        name: [results["agent_minus_baseline"][name] for _, results in runs]
+        for name in names
+        if name != AGENT
+    }
+    _print_differences(seeds, differences, ("difference", "low", "high"), ".3f", "ahead")
+
+
+def _print_differences(
+    seeds: list[int],
+    differences: dict[str, list[dict[str, Any]]],
+    keys: tuple[str, str, str],
+    spec: str,
+    better: str,
+) -> None:
+    """Print one row per baseline: the agent's difference and paired interval in each seed.
+
+    ``keys`` names the difference and its interval ends in each record. The
+    last column counts the seeds where the agent is ``better``: "ahead"
+    (difference above 0) or "faster" (below 0).
+    """
+    value, low, high = keys
+    sign = 1 if better == "ahead" else -1
+    print("| baseline | " + " | ".join(f"seed {seed}" for seed in seeds) + f" | {better} in |")
     print("| --- |" + " --- |" * len(seeds) + " ---: |")
-    for name in names:
-        if name == AGENT:
-            continue
-        rows = [results["agent_minus_baseline"][name] for _, results in runs]
+    for name, rows in differences.items():
         cells = " | ".join(
-            f"{row['difference']:+.3f} [{row['low']:+.3f}, {row['high']:+.3f}]" for row in rows
+            f"{_signed(row[value], spec)} [{_signed(row[low], spec)}, {_signed(row[high], spec)}]"
+            for row in rows
         )
-        ahead = sum(row["difference"] > 0 for row in rows)
-        print(f"| {name} | {cells} | {ahead} of {len(rows)} |")
+        wins = sum(row[value] is not None and sign * row[value] > 0 for row in rows)
+        print(f"| {name} | {cells} | {wins} of {len(rows)} |")
+
+
+def _signed(value: float | None, spec: str) -> str:
+    # results.json writes NaN as null, e.g. when no user is left to compare.
+    return "n/a" if value is None else format(value, "+" + spec)
 
 
 def print_user_recovery(runs: list[Run]) -> None:
     seeds = [seed for seed, _ in runs]
-    header = "| policy | " + " | ".join(f"seed {seed}" for seed in seeds) + " | mean |"
     print("\nMean recovery steps per user (95% interval over users):\n")
-    print(header)
+    print("| policy | " + " | ".join(f"seed {seed}" for seed in seeds) + " | mean |")
     print("| --- |" + " ---: |" * (len(seeds) + 1))
-    names = sorted(runs[0][1]["recovery"], key=lambda name: _mean_steps(runs, name))
+    # Policies without steps (NaN) go last.
+    names = sorted(
+        runs[0][1]["recovery"],
+        key=lambda name: (np.isnan(_mean_steps(runs, name)), _mean_steps(runs, name)),
+    )
     for name in names:
         rows = [results["recovery"][name] for _, results in runs]
         cells = " | ".join(
@@ -111,16 +140,11 @@ def print_user_recovery(runs: list[Run]) -> None:
         )
         print(f"| {name} | {cells} | {_number(_mean_steps(runs, name))} |")
     print(f"\n{AGENT} minus each baseline, recovery steps per user (95% paired interval):\n")
-    print(header.replace("| mean |", "| faster in |"))
-    print("| --- |" + " --- |" * len(seeds) + " ---: |")
-    for name in runs[0][1]["agent_minus_baseline_shares"]:
-        rows = [results["agent_minus_baseline_shares"][name] for _, results in runs]
-        cells = " | ".join(
-            f"{row['steps']:+.2f} [{row['steps_low']:+.2f}, {row['steps_high']:+.2f}]"
-            for row in rows
-        )
-        faster = sum(row["steps"] < 0 for row in rows)
-        print(f"| {name} | {cells} | {faster} of {len(rows)} |")
+    differences = {
+        name: [results["agent_minus_baseline_shares"][name] for _, results in runs]
+        for name in runs[0][1]["agent_minus_baseline_shares"]
+    }
+    _print_differences(seeds, differences, ("steps", "steps_low", "steps_high"), ".2f", "faster")
 
 
 def _mean_steps(runs: list[Run], name: str) -> float:

@@ -9,10 +9,9 @@ from metarec.experiments.recovery import (
     first_slate_share,
     kept_share,
     measure_recovery,
+    paired_differences,
     recovery_against_control,
     recovery_time,
-    share_differences,
-    user_recovery_differences,
     user_recovery_steps,
 )
 from metarec.simulation.runner import EpisodeResults
@@ -101,7 +100,7 @@ def test_share_differences_rank_faster_policy_higher() -> None:
     figures = measure_recovery(shifted, controls, 4, 0)
     assert figures["fast"]["control_recovery_steps"] == 1.0
     assert figures["slow"]["control_recovery_steps"] == 3.0
-    difference = share_differences(shifted, controls, "fast", 4, 0)["slow"]
+    difference = paired_differences(shifted, controls, "fast", 4, 0)["slow"]
     # fast keeps 3.5 of 4 steps' reward and slow 2.5 of 4 (up to the random control).
     assert difference["kept"] == pytest.approx(0.25, abs=0.02)
     assert 0 < difference["kept_low"] <= difference["kept"] <= difference["kept_high"]
@@ -110,28 +109,38 @@ def test_share_differences_rank_faster_policy_higher() -> None:
     assert 0 < difference["first_low"] <= difference["first"] <= difference["first_high"]
 
 
-def test_user_recovery_steps_per_user() -> None:
-    control = np.ones((4, 6))
-    shifted = control.copy()
+def test_user_recovery_steps_each_user() -> None:
+    control = _results("policy", np.ones((4, 6)))
+    shifted = np.ones((4, 6))
     shifted[0, 3] = 0.5  # back one step after the switch
     shifted[1, 3:] = 0.5  # never back: counts the 3 steps left
     shifted[2, 3] = 0.95  # still at 90% on the switch step
     result = _results("policy", shifted)
     result.active[3, 2:] = False  # left before the switch
-    steps = user_recovery_steps(result, _results("policy", control), 3)
+
+    steps = user_recovery_steps(result, control, 3)
     np.testing.assert_array_equal(steps[:3], [1.0, 3.0, 0.0])
     assert np.isnan(steps[3])
-    figures = measure_recovery({"policy": result}, {"policy": _results("policy", control)}, 3, 0)[
-        "policy"
-    ]
+
+    figures = measure_recovery({"policy": result}, {"policy": control}, 3, 0)["policy"]
     assert figures["user_steps"] == pytest.approx(4.0 / 3.0)
     assert figures["user_back"] == pytest.approx(2.0 / 3.0)
     assert figures["user_dropped"] == pytest.approx(2.0 / 3.0)
     assert figures["user_dropped_steps"] == pytest.approx(2.0)
-    assert figures["user_low"] <= figures["user_steps"] <= figures["user_high"]
+    assert figures["user_low"] <= figures["user_steps"]
+    assert figures["user_steps"] <= figures["user_high"]
 
 
-def test_user_recovery_differences_favour_the_faster_policy() -> None:
+def test_user_recovery_without_users_left() -> None:
+    control = _results("policy", np.ones((3, 6)))
+    result = _results("policy", np.ones((3, 6)))
+    result.active[:, 1:] = False
+    figures = measure_recovery({"policy": result}, {"policy": control}, 3, 0)["policy"]
+    assert np.isnan(figures["user_steps"])
+    assert np.isnan(figures["user_dropped_steps"])
+
+
+def test_paired_steps_favour_faster_policy() -> None:
     rng = np.random.default_rng(2)
     control = rng.uniform(0.8, 1.2, size=(200, 8))
     fast, slow = control.copy(), control.copy()
@@ -140,6 +149,8 @@ def test_user_recovery_differences_favour_the_faster_policy() -> None:
     slow[100:, 4] *= 0.5
     shifted = {"fast": _results("fast", fast), "slow": _results("slow", slow)}
     controls = {"fast": _results("fast", control), "slow": _results("slow", control)}
-    difference = user_recovery_differences(shifted, controls, "fast", 4, 0)["slow"]
+    difference = paired_differences(shifted, controls, "fast", 4, 0)["slow"]
     assert difference["steps"] == pytest.approx(-1.0)
-    assert difference["steps_low"] <= -1.0 <= difference["steps_high"] < 0
+    assert difference["steps_low"] <= -1.0
+    assert difference["steps_high"] >= -1.0
+    assert difference["steps_high"] < 0

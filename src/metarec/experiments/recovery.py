@@ -16,13 +16,12 @@ is at ``RECOVERY_LEVEL`` of the reference, 0 when it is there at the switch step
 ``inf`` when it does not come back within the episode. Each is a first
 crossing: the reward may fall below the line again later.
 
-Both figures read the mean curve over users, so they are whole steps and
-every policy that adapts at all ties at 1 or more. The per-user recovery
-time (:func:`user_recovery_steps`) resolves finer: it takes each user's
-own first crossing of 90% of their no-switch reward, and averages over
-users. A user still below the line when the episode ends counts as the
-steps left, so the mean is a restricted mean that can only understate
-slow recoveries; the share of users back by the end comes with it. Users
+Both figures read the mean curve over users. The recovery time per user
+(:func:`user_recovery_steps`) resolves finer: it takes each user's own
+first crossing of 90% of their no-switch reward and averages over users. A
+user still below the line when the episode ends counts the steps left.
+So the mean is a restricted mean, which can only understate slow
+recoveries, and the share of users back by the end comes with it. Users
 who left before the switch have nothing to recover and are left out.
 
 ``kept`` is the reward after the switch as a share of the no-switch reward
@@ -107,31 +106,6 @@ def user_recovery_steps(
     return steps
 
 
-def user_recovery_differences(
-    shifted: Mapping[str, EpisodeResults],
-    control: Mapping[str, EpisodeResults],
-    policy: str,
-    switch: int,
-    seed: int,
-) -> dict[str, dict[str, float]]:
-    """Return ``policy``'s mean per-user recovery steps minus every other policy's.
-
-    Only users present at the switch under both policies count. Each row
-    contains ``steps`` (negative: ``policy`` recovers sooner) and its
-    paired 95% bootstrap interval ``steps_low``, ``steps_high``.
-    """
-    weights = _bootstrap_weights(shifted[policy].rewards.shape[0], seed)
-    own = user_recovery_steps(shifted[policy], control[policy], switch)
-    table = {}
-    for name in shifted:
-        if name == policy:
-            continue
-        gap = own - user_recovery_steps(shifted[name], control[name], switch)
-        low, high = _interval(_weighted_means(weights, gap))
-        table[name] = {"steps": float(np.nanmean(gap)), "steps_low": low, "steps_high": high}
-    return table
-
-
 ShareFigure = Callable[[np.ndarray, np.ndarray, int], float]
 
 
@@ -159,18 +133,20 @@ def measure_recovery(
     return table
 
 
-def share_differences(
+def paired_differences(
     shifted: Mapping[str, EpisodeResults],
     control: Mapping[str, EpisodeResults],
     policy: str,
     switch: int,
     seed: int,
 ) -> dict[str, dict[str, float]]:
-    """Return ``policy``'s reward shares minus every other policy's, with paired intervals.
+    """Return ``policy``'s recovery figures minus every other policy's, with paired intervals.
 
     Each row contains the difference in reward kept (``kept``, ``kept_low``,
-    ``kept_high``) and in the first slate's share (``first``, ``first_low``,
-    ``first_high``).
+    ``kept_high``), in the first slate's share (``first``, ``first_low``,
+    ``first_high``) and in the mean recovery steps per user (``steps``,
+    ``steps_low``, ``steps_high``; below 0 when ``policy`` recovers sooner).
+    The steps compare only users present at the switch under both policies.
     """
     weights = _bootstrap_weights(shifted[policy].rewards.shape[0], seed)
     table: dict[str, dict[str, float]] = {name: {} for name in shifted if name != policy}
@@ -188,6 +164,11 @@ def share_differences(
             low, high = _interval(policy_samples - samples(name))
             other_share = share(_mean(shifted[name]), _mean(control[name]), switch)
             row.update({key: policy_share - other_share, f"{key}_low": low, f"{key}_high": high})
+    own_steps = user_recovery_steps(shifted[policy], control[policy], switch)
+    for name, row in table.items():
+        gap = own_steps - user_recovery_steps(shifted[name], control[name], switch)
+        low, high = _interval(_weighted_means(weights, gap))
+        row.update({"steps": _nan_mean(gap), "steps_low": low, "steps_high": high})
     return table
 
 
@@ -229,38 +210,53 @@ def _policy_recovery(
     }
 
 
+_USER_KEYS = (
+    "user_steps",
+    "user_low",
+    "user_high",
+    "user_back",
+    "user_dropped",
+    "user_dropped_steps",
+)
+
+
 def _user_row(steps: np.ndarray, horizon: int, weights: np.ndarray) -> dict[str, float]:
-    """Return the mean per-user recovery steps, its interval, and the share of users back.
+    """Return the mean recovery steps per user, its interval, and the shares behind it.
 
     ``horizon`` is the number of steps from the switch to the end of the
     episode. ``user_dropped`` is the share of users below the line at the
-    switch step, and ``user_dropped_steps`` their mean recovery steps: a
-    policy can take longer on average because more of its users drop, or
+    switch step, and ``user_dropped_steps`` is their mean recovery steps. A
+    policy may take longer on average because more of its users drop, or
     because those who drop take longer to come back.
     """
     present = steps[np.isfinite(steps)]
-    nan = float("nan")
     if not present.size:
-        keys = ("user_steps", "user_low", "user_high", "user_back", "user_dropped")
-        return {key: nan for key in (*keys, "user_dropped_steps")}
+        return dict.fromkeys(_USER_KEYS, float("nan"))
     low, high = _interval(_weighted_means(weights, steps))
     dropped = present[present > 0]
-    return {
-        "user_steps": float(np.mean(present)),
-        "user_low": low,
-        "user_high": high,
-        "user_back": float(np.mean(present < horizon)),
-        "user_dropped": float(dropped.size / present.size),
-        "user_dropped_steps": float(np.mean(dropped)) if dropped.size else nan,
-    }
+    figures = (
+        float(np.mean(present)),
+        low,
+        high,
+        float(np.mean(present < horizon)),
+        dropped.size / present.size,
+        _nan_mean(dropped),
+    )
+    return dict(zip(_USER_KEYS, figures, strict=True))
+
+
+def _nan_mean(values: np.ndarray) -> float:
+    """Return the mean of the values that are not NaN, or NaN when there are none."""
+    present = values[~np.isnan(values)]
+    return float(np.mean(present)) if present.size else float("nan")
 
 
 def _weighted_means(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Return per bootstrap row the weighted mean of ``values``, leaving NaN users out."""
     present = np.isfinite(values)
-    kept = weights * present[None]
-    totals = kept.sum(axis=1)
-    sums = kept @ np.where(present, values, 0.0)
+    present_weights = weights * present[None]
+    totals = present_weights.sum(axis=1)
+    sums = present_weights @ np.where(present, values, 0.0)
     return np.divide(sums, totals, out=np.full(totals.shape, np.nan), where=totals > 0)
 
 

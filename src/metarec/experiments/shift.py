@@ -35,8 +35,7 @@ from metarec.experiments.recovery import (
     PRE_SWITCH_WINDOW,
     RECOVERY_LEVEL,
     measure_recovery,
-    share_differences,
-    user_recovery_differences,
+    paired_differences,
     user_recovery_steps,
 )
 from metarec.progress import Reporter
@@ -103,11 +102,7 @@ def run_shift(config: SimulationConfig, out_dir: Path, reporter: Reporter) -> di
     )
     switch = config.shift.step
     recovery = measure_recovery(results, control, switch, config.seed)
-    shares = share_differences(results, control, AGENT_NAME, switch, config.seed)
-    for name, row in user_recovery_differences(
-        results, control, AGENT_NAME, switch, config.seed
-    ).items():
-        shares[name].update(row)
+    shares = paired_differences(results, control, AGENT_NAME, switch, config.seed)
 
     record: dict[str, Any] = {
         "experiment": "shift",
@@ -177,7 +172,11 @@ def _recovery_lines(recovery: dict[str, dict[str, float]]) -> list[str]:
         "| --- | ---: | --- | ---: | ---: | ---: | ---: | --- | ---: | --- | ---: | --- "
         "| ---: | ---: | --- |",
     ]
-    for name, row in sorted(recovery.items(), key=lambda pair: pair[1]["user_steps"]):
+    # Fastest first; a policy with no users left at the switch (NaN steps) goes last.
+    ordered = sorted(
+        recovery.items(), key=lambda pair: (np.isnan(pair[1]["user_steps"]), pair[1]["user_steps"])
+    )
+    for name, row in ordered:
         lines.append(
             f"| {name} | {row['user_steps']:.2f} "
             f"| [{row['user_low']:.2f}, {row['user_high']:.2f}] | {row['user_back']:.0%} "

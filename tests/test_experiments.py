@@ -118,5 +118,7 @@ def test_shift_control_matches_switched_episodes_before_switch(tmp_path: Path) -
         assert row["user_steps"] == pytest.approx(sum(steps) / len(steps)), name
     for name, row in record["agent_minus_baseline_shares"].items():
         assert row["steps_low"] <= row["steps"] <= row["steps_high"], name
+    assert record["trials"] == 2
+    assert "plays 2 episodes each way" in (out / "report.md").read_text()
     assert "no-switch reference" in (out / "report.md").read_text()
     assert "recovery steps per user" in (out / "report.md").read_text()

@@ -14,7 +14,7 @@ from metarec.experiments.recovery import (
     recovery_time,
     user_recovery_steps,
 )
-from metarec.simulation.runner import EpisodeResults
+from metarec.simulation.runner import EpisodeResults, average_episodes
 
 
 def _results(name: str, rewards: np.ndarray) -> EpisodeResults:
@@ -138,6 +138,19 @@ def test_user_recovery_without_users_left() -> None:
     figures = measure_recovery({"policy": result}, {"policy": control}, 3, 0)["policy"]
     assert np.isnan(figures["user_steps"])
     assert np.isnan(figures["user_dropped_steps"])
+
+
+def test_user_recovery_on_episodes_averaged_per_user() -> None:
+    control = average_episodes([_results("policy", np.ones((2, 6)))] * 2)
+    first, second = _results("policy", np.ones((2, 6))), _results("policy", np.ones((2, 6)))
+    first.rewards[0, 3:] = first.expected_rewards[0, 3:] = 0.0
+    first.active[0, 3:] = False  # user 0 leaves at the switch in one episode of two
+    second.expected_rewards[0, 3] = 0.7
+    first.active[1, 2:] = second.active[1, 2:] = False  # user 1 leaves before it in both
+    steps = user_recovery_steps(average_episodes([first, second]), control, 3)
+    # User 0's expected curve from the switch is 0.35, 0.5, 0.5: never back to 0.9.
+    assert steps[0] == 3.0
+    assert np.isnan(steps[1])
 
 
 def test_paired_steps_favour_faster_policy() -> None:

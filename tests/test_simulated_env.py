@@ -20,7 +20,7 @@ from metarec.envs.vector import SimulatedUserVectorEnv
 from metarec.errors import ConfigError
 from metarec.session import CLICK, HISTORY, SKIP
 from metarec.simulation.policies import OraclePolicy, RandomPolicy, RecommenderPolicy
-from metarec.simulation.runner import episode_seed, run_episodes
+from metarec.simulation.runner import average_episodes, episode_seed, run_episodes
 from metarec.tasks.task import Task
 
 N_ITEMS = 60
@@ -272,6 +272,26 @@ def test_runner_same_seed_same_results(world: SyntheticWorld) -> None:
     ended = ~first.active
     assert (first.rewards[ended] == 0).all()
     np.testing.assert_array_equal(first.returns, first.rewards.sum(axis=1))
+
+
+def test_average_episodes_means_each_task(world: SyntheticWorld) -> None:
+    def factory() -> SimulatedUserEnv:
+        return make_env(world)
+
+    runs = [run_episodes(RandomPolicy(1), factory, seed=seed) for seed in (5, 6, 7)]
+    mean = average_episodes(runs)
+    np.testing.assert_allclose(
+        mean.rewards, (runs[0].rewards + runs[1].rewards + runs[2].rewards) / 3
+    )
+    np.testing.assert_allclose(mean.returns, np.mean([run.returns for run in runs], axis=0))
+    # active becomes the share of the three episodes still running at each step.
+    shares = mean.active[runs[0].active != runs[1].active]
+    assert shares.size and set(np.round(shares * 3).tolist()) <= {1.0, 2.0}
+    assert average_episodes(runs[:1]) is runs[0]
+    with pytest.raises(ConfigError, match="same tasks"):
+        average_episodes([runs[0], run_episodes(RandomPolicy(1), factory, tasks=[0, 1], seed=5)])
+    with pytest.raises(ConfigError, match="at least one run"):
+        average_episodes([])
 
 
 def test_common_random_numbers_across_policies(world: SyntheticWorld) -> None:

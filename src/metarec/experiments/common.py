@@ -24,7 +24,7 @@ from metarec.simulation.policies import (
     RecommenderPolicy,
     SimulationPolicy,
 )
-from metarec.simulation.runner import EpisodeResults, run_episodes
+from metarec.simulation.runner import EpisodeResults, average_episodes, run_episodes
 from metarec.simulation.scoring import (
     NormalisedScore,
     ScoreDifference,
@@ -212,15 +212,24 @@ def held_out_tasks(world: SimulationWorld, config: SimulationConfig) -> list[Tas
 
 
 def play_policies(
-    policies: dict[str, SimulationPolicy], envs: EnvFactory, seed: int
+    policies: dict[str, SimulationPolicy], envs: EnvFactory, seed: int, trials: int = 1
 ) -> dict[str, EpisodeResults]:
-    """Play every policy plus random and oracle on the same tasks and seed."""
-    everyone: dict[str, SimulationPolicy] = {
-        "random": RandomPolicy(seed),
-        "oracle": OraclePolicy(),
-        **policies,
-    }
-    return {name: run_episodes(policy, envs, seed=seed) for name, policy in everyone.items()}
+    """Play every policy plus random and oracle on the same tasks and seeds.
+
+    With ``trials`` > 1 each task plays that many episodes, with seeds
+    ``seed``, ``seed + 1``, ..., and each policy's results hold the mean per
+    task (:func:`~metarec.simulation.runner.average_episodes`).
+    """
+    runs: dict[str, list[EpisodeResults]] = {}
+    for trial_seed in range(seed, seed + trials):
+        everyone: dict[str, SimulationPolicy] = {
+            "random": RandomPolicy(trial_seed),
+            "oracle": OraclePolicy(),
+            **policies,
+        }
+        for name, policy in everyone.items():
+            runs.setdefault(name, []).append(run_episodes(policy, envs, seed=trial_seed))
+    return {name: average_episodes(played) for name, played in runs.items()}
 
 
 def score_policies(results: dict[str, EpisodeResults], seed: int) -> dict[str, NormalisedScore]:

@@ -96,13 +96,15 @@ def user_recovery_steps(
 
     The reference is the user's own expected reward at the same step of the
     no-switch episode. A user never back counts the steps left in the
-    episode; a user who left before the switch is NaN.
+    episode; a user who left before the switch is NaN. With results averaged
+    over several episodes per user, ``active`` is a share, and only users who
+    left before the switch in every episode are NaN.
     """
     curves, references = shifted.expected_rewards, control.expected_rewards
     back = curves[:, switch:] >= RECOVERY_LEVEL * references[:, switch:]
     horizon = curves.shape[1] - switch
     steps = np.where(back.any(axis=1), back.argmax(axis=1), horizon).astype(np.float64)
-    steps[~shifted.active[:, switch]] = np.nan
+    steps[shifted.active[:, switch] == 0] = np.nan
     return steps
 
 

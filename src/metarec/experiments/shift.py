@@ -19,6 +19,7 @@ from metarec.errors import ConfigError
 from metarec.experiments.common import (
     AGENT_NAME,
     Timer,
+    agent_differences,
     agent_start_line,
     compare_with_baselines,
     difference_record,
@@ -26,6 +27,7 @@ from metarec.experiments.common import (
     fidelity_lines,
     held_out_tasks,
     play_policies,
+    score_policies,
     score_record,
     score_table,
     write_experiment,
@@ -88,18 +90,22 @@ def run_shift(config: SimulationConfig, out_dir: Path, reporter: Reporter) -> di
     steady = timer.measure("world_s", lambda: build_world(config))
     world = shifted_world(steady, config)
     comparison = compare_with_baselines(world, config, reporter, timer)
-    training, tuned, results, scores = (
-        comparison.training,
-        comparison.tuned,
-        comparison.results,
-        comparison.scores,
+    training, tuned = comparison.training, comparison.tuned
+    trials = config.shift.trials
+    shifted_envs = world.envs(
+        held_out_tasks(world, config), config.episode, config.model.max_tokens
     )
     control_envs = steady.envs(
         held_out_tasks(steady, config), config.episode, config.model.max_tokens
     )
-    control = timer.measure(
-        "control_s", lambda: play_policies(comparison.policies, control_envs, config.seed)
+    results = timer.measure(
+        "trials_s", lambda: play_policies(comparison.policies, shifted_envs, config.seed, trials)
     )
+    control = timer.measure(
+        "control_s", lambda: play_policies(comparison.policies, control_envs, config.seed, trials)
+    )
+    scores = score_policies(results, config.seed)
+    differences = agent_differences(results, config.seed)
     switch = config.shift.step
     recovery = measure_recovery(results, control, switch, config.seed)
     shares = paired_differences(results, control, AGENT_NAME, switch, config.seed)
@@ -109,6 +115,7 @@ def run_shift(config: SimulationConfig, out_dir: Path, reporter: Reporter) -> di
         "world": world.name,
         "switch_step": switch,
         "switch_span": config.shift.span,
+        "trials": trials,
         "fidelity": world.fidelity,
         "recovery": recovery,
         "agent_minus_baseline_shares": {
@@ -124,7 +131,7 @@ def run_shift(config: SimulationConfig, out_dir: Path, reporter: Reporter) -> di
         "control_expected_reward_per_step": _curves(control, "expected_rewards"),
         "scores": {name: score_record(score) for name, score in scores.items()},
         "agent_minus_baseline": {
-            name: difference_record(item) for name, item in comparison.differences.items()
+            name: difference_record(item) for name, item in differences.items()
         },
         "baseline_params": tuned.params,
         "training": training.history,
@@ -138,7 +145,7 @@ def run_shift(config: SimulationConfig, out_dir: Path, reporter: Reporter) -> di
         recovery,
         record["agent_minus_baseline_shares"],
         scores,
-        comparison.differences,
+        differences,
         chosen,
         timer,
     )
@@ -222,6 +229,10 @@ def _report(
         f"Every test user switches to another test user's preference at step "
         f"{config.shift.step + 1} of {config.episode.rounds} (span {config.shift.span}). "
         "Each policy also plays the same users with the same random draws and no switch. "
+        f"Every user plays {config.shift.trials} episodes each way, with seeds "
+        f"{config.seed} to {config.seed + config.shift.trials - 1}, and every figure below "
+        "reads the user's mean over them, so it describes the user's expected episode "
+        "rather than one draw of the clicks and quits. "
         "Recovery steps per user is the mean over users of the steps from the switch until "
         f"the user's expected reward first reaches {RECOVERY_LEVEL:.0%} of their own "
         "no-switch expected reward at that step. A user not back by the end counts the "

@@ -86,6 +86,12 @@ class ShiftConfig(_Section):
     train_fraction: float = Field(
         0.5, ge=0, le=1, description="Share of meta-training episodes that carry a shift."
     )
+    trials: int = Field(
+        10,
+        ge=1,
+        description="Episodes each test user plays with the switch and without it; the "
+        "figures read each user's mean over them.",
+    )
 
 
 class VirtualConfig(_Section):

@@ -51,6 +51,44 @@ class EpisodeResults:
         return self.active.sum(axis=1)
 
 
+def average_episodes(runs: Sequence[EpisodeResults]) -> EpisodeResults:
+    """Return one row per task holding the mean over ``runs``, episodes of the same tasks.
+
+    Each run plays every task once, with its own seed. The mean keeps the
+    meaning of every field in expectation: rewards and clicks become mean
+    values per step, ``active`` the share of episodes still running at a
+    step, and ``quit`` the share that ended by the user leaving. Figures per
+    user then describe the user's expected episode rather than one draw of
+    the click noise. ``seed`` is the first run's, and a single run comes
+    back as it is.
+    """
+    if not runs:
+        raise ConfigError("average_episodes needs at least one run; got none")
+    first = runs[0]
+    if len(runs) == 1:
+        return first
+    for run in runs[1:]:
+        if run.policy != first.policy or not np.array_equal(run.tasks, first.tasks):
+            raise ConfigError(
+                f"cannot average episodes of policy {run.policy!r} with those of "
+                f"{first.policy!r}: pass runs of one policy on the same tasks"
+            )
+
+    def mean(field: str) -> np.ndarray:
+        return np.stack([getattr(run, field) for run in runs]).mean(axis=0, dtype=np.float64)
+
+    return EpisodeResults(
+        first.policy,
+        first.tasks,
+        first.seed,
+        mean("rewards"),
+        mean("expected_rewards"),
+        mean("clicks"),
+        mean("active"),
+        mean("quit"),
+    )
+
+
 def episode_seed(seed: int, task: int) -> int:
     """Return the reset seed of a task's episode; it depends only on ``seed`` and ``task``."""
     return int(np.random.SeedSequence([seed, task]).generate_state(1)[0])

@@ -140,7 +140,7 @@ def test_user_recovery_without_users_left() -> None:
     assert np.isnan(figures["user_dropped_steps"])
 
 
-def test_user_recovery_on_episodes_averaged_per_user() -> None:
+def test_user_recovery_averaged_episodes() -> None:
     control = average_episodes([_results("policy", np.ones((2, 6)))] * 2)
     first, second = _results("policy", np.ones((2, 6))), _results("policy", np.ones((2, 6)))
     first.rewards[0, 3:] = first.expected_rewards[0, 3:] = 0.0

@@ -286,7 +286,8 @@ def test_average_episodes_means_each_task(world: SyntheticWorld) -> None:
     np.testing.assert_allclose(mean.returns, np.mean([run.returns for run in runs], axis=0))
     # active becomes the share of the three episodes still running at each step.
     shares = mean.active[runs[0].active != runs[1].active]
-    assert shares.size and set(np.round(shares * 3).tolist()) <= {1.0, 2.0}
+    assert shares.size > 0
+    assert set(np.round(shares * 3).tolist()) <= {1.0, 2.0}
     assert average_episodes(runs[:1]) is runs[0]
     with pytest.raises(ConfigError, match="same tasks"):
         average_episodes([runs[0], run_episodes(RandomPolicy(1), factory, tasks=[0, 1], seed=5)])

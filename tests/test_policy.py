@@ -46,6 +46,41 @@ def test_policy_reads_feedback_tokens(encoder: str) -> None:
     assert not np.allclose(scores[1], scores[2])
 
 
+def test_encode_draws_token_dropout_first() -> None:
+    # Recorded runs depend on the order of the dropout draws, so it is pinned here.
+    torch.manual_seed(0)
+    config = ModelConfig(dim=16, layers=1, heads=2, max_tokens=32, dropout=0.5)
+    policy = SlatePolicy(N_ITEMS, config).train()
+    assert policy.encoder is not None
+    policy.encoder.eval()  # only the input dropout draws random numbers
+    session = Session.from_history(np.array([1, 2, 3])).with_slate(
+        np.array([7, 8]), np.array([True, False])
+    )
+    batch = pack_sessions([session], N_ITEMS, 32, torch.device("cpu"))
+
+    def state(tokens_first: bool) -> torch.Tensor:
+        torch.manual_seed(1)
+        positions = torch.arange(batch.items.shape[1])
+        raw = (
+            policy.item_embedding(batch.items)
+            + policy.feedback_embedding(batch.feedback)
+            + policy.position_embedding(positions)[None]
+        )
+        if tokens_first:
+            tokens, pooled = policy.input_dropout(raw), policy._pool_items(batch)
+        else:
+            pooled = policy._pool_items(batch)
+            tokens = policy.input_dropout(raw)
+        sequence = torch.cat([policy.summary_token, tokens], dim=1)
+        encoded = policy.encoder(sequence)
+        return pooled + policy.sequence_out(policy.norm(encoded[:, 0]))
+
+    torch.manual_seed(1)
+    encoded = policy.encode(batch)
+    torch.testing.assert_close(encoded, state(tokens_first=True))
+    assert not torch.allclose(encoded, state(tokens_first=False))
+
+
 def test_policy_keeps_last_tokens() -> None:
     long_session = Session.from_history(np.arange(N_ITEMS))
     batch = pack_sessions([long_session], N_ITEMS, 32, torch.device("cpu"))

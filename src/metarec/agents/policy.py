@@ -81,16 +81,18 @@ class SlatePolicy(nn.Module):
 
     def encode(self, batch: TokenBatch) -> torch.Tensor:
         """Return the user state ``(batch, dim)``."""
-        pooled = self._pool_items(batch)
         if self.encoder is None:
-            return pooled
+            return self._pool_items(batch)
         positions = torch.arange(batch.items.shape[1], device=batch.items.device)
         tokens = (
             self.item_embedding(batch.items)
             + self.feedback_embedding(batch.feedback)
             + self.position_embedding(positions.clamp(max=self.config.max_tokens))[None]
         )
+        # NOTE: the token dropout draws before the pooled one. The recorded runs of
+        # `metarec run` used this order, and another order gives other dropout masks.
         tokens = self.input_dropout(tokens)
+        pooled = self._pool_items(batch)
         if isinstance(self.encoder, nn.GRU):
             return pooled + self.sequence_out(
                 self.norm(self._encode_gru(self.encoder, tokens, batch))

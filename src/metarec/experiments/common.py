@@ -148,9 +148,16 @@ class Comparison:
 
 
 def compare_with_baselines(
-    world: SimulationWorld, config: SimulationConfig, reporter: Reporter, timer: Timer
+    world: SimulationWorld,
+    config: SimulationConfig,
+    reporter: Reporter,
+    timer: Timer,
+    trials: int = 1,
 ) -> Comparison:
-    """Train the agent and the baselines, then play and score all of them on test users."""
+    """Train the agent and the baselines, then play and score all of them on test users.
+
+    Each test user plays ``trials`` episodes, and the results hold the mean per user.
+    """
     training = timer.measure(
         "agent_s", lambda: train_simulation_agent(world, config, reporter=reporter)
     )
@@ -160,7 +167,9 @@ def compare_with_baselines(
     policies: dict[str, SimulationPolicy] = {AGENT_NAME: RecommenderPolicy(training.agent)}
     policies.update({name: as_policy(model) for name, model in tuned.models.items()})
     envs = world.envs(held_out_tasks(world, config), config.episode, config.model.max_tokens)
-    results = timer.measure("evaluation_s", lambda: play_policies(policies, envs, config.seed))
+    results = timer.measure(
+        "evaluation_s", lambda: play_policies(policies, envs, config.seed, trials)
+    )
     scores = score_policies(results, config.seed)
     differences = agent_differences(results, config.seed)
     return Comparison(training, tuned, policies, results, scores, differences)

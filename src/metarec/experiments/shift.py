@@ -19,7 +19,6 @@ from metarec.errors import ConfigError
 from metarec.experiments.common import (
     AGENT_NAME,
     Timer,
-    agent_differences,
     agent_start_line,
     compare_with_baselines,
     difference_record,
@@ -27,7 +26,6 @@ from metarec.experiments.common import (
     fidelity_lines,
     held_out_tasks,
     play_policies,
-    score_policies,
     score_record,
     score_table,
     write_experiment,
@@ -89,23 +87,16 @@ def run_shift(config: SimulationConfig, out_dir: Path, reporter: Reporter) -> di
     timer = Timer()
     steady = timer.measure("world_s", lambda: build_world(config))
     world = shifted_world(steady, config)
-    comparison = compare_with_baselines(world, config, reporter, timer)
-    training, tuned = comparison.training, comparison.tuned
     trials = config.shift.trials
-    shifted_envs = world.envs(
-        held_out_tasks(world, config), config.episode, config.model.max_tokens
-    )
+    comparison = compare_with_baselines(world, config, reporter, timer, trials)
+    training, tuned = comparison.training, comparison.tuned
+    results, scores, differences = comparison.results, comparison.scores, comparison.differences
     control_envs = steady.envs(
         held_out_tasks(steady, config), config.episode, config.model.max_tokens
-    )
-    results = timer.measure(
-        "trials_s", lambda: play_policies(comparison.policies, shifted_envs, config.seed, trials)
     )
     control = timer.measure(
         "control_s", lambda: play_policies(comparison.policies, control_envs, config.seed, trials)
     )
-    scores = score_policies(results, config.seed)
-    differences = agent_differences(results, config.seed)
     switch = config.shift.step
     recovery = measure_recovery(results, control, switch, config.seed)
     shares = paired_differences(results, control, AGENT_NAME, switch, config.seed)

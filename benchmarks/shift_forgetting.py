@@ -1,4 +1,4 @@
-"""How fast the agent discounts old feedback, against what it earns, after a preference switch.
+"""Recovery speed against score after a preference switch, for each forgetting rate of the agent.
 
 Usage:
     metarec simulate shift --world ml-100k --seed 0 --out runs/shift-ml-0
@@ -64,7 +64,8 @@ def read_run(folder: Path) -> tuple[SimulationConfig, dict[str, Any]]:
         results = json.loads(results_path.read_text())
     except ValueError as error:
         raise SystemExit(
-            f"error: {results_path} is not valid JSON ({error}); rerun the run"
+            f"error: {results_path} is not valid JSON ({error}); rerun metarec simulate shift into "
+            "its folder"
         ) from None
     if results.get("experiment") != "shift" or "user_recovery_steps" not in results:
         raise SystemExit(

@@ -156,7 +156,7 @@ def compare_with_baselines(
 ) -> Comparison:
     """Train the agent and the baselines, then play and score all of them on test users.
 
-    Each test user plays ``trials`` episodes, and the results hold the mean per user.
+    Each test user plays ``trials`` episodes, and the results contain the mean per user.
     """
     training = timer.measure(
         "agent_s", lambda: train_simulation_agent(world, config, reporter=reporter)
@@ -226,7 +226,7 @@ def play_policies(
     """Play every policy plus random and oracle on the same tasks and seeds.
 
     With ``trials`` > 1 each task plays that many episodes, with seeds
-    ``seed``, ``seed + 1``, ..., and each policy's results hold the mean per
+    ``seed``, ``seed + 1``, ..., and each policy's results contain the mean per
     task (:func:`~metarec.simulation.runner.average_episodes`).
     """
     runs: dict[str, list[EpisodeResults]] = {}

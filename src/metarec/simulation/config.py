@@ -89,7 +89,7 @@ class ShiftConfig(_Section):
     trials: int = Field(
         10,
         ge=1,
-        description="Episodes each test user plays with the switch and without it; the "
+        description="Episodes each test user plays with the switch and without it. The "
         "figures read each user's mean over them.",
     )
 

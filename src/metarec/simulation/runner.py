@@ -52,7 +52,7 @@ class EpisodeResults:
 
 
 def average_episodes(runs: Sequence[EpisodeResults]) -> EpisodeResults:
-    """Return one row per task holding the mean over ``runs``, episodes of the same tasks.
+    """Return the mean over ``runs`` (episodes of the same tasks), one row per task.
 
     Each run plays every task once, with its own seed. The mean keeps the
     meaning of every field in expectation: rewards and clicks become mean
@@ -63,15 +63,15 @@ def average_episodes(runs: Sequence[EpisodeResults]) -> EpisodeResults:
     back as it is.
     """
     if not runs:
-        raise ConfigError("average_episodes needs at least one run; got none")
+        raise ConfigError("average_episodes got no runs; pass at least one run")
     first = runs[0]
     if len(runs) == 1:
         return first
     for run in runs[1:]:
         if run.policy != first.policy or not np.array_equal(run.tasks, first.tasks):
             raise ConfigError(
-                f"cannot average episodes of policy {run.policy!r} with those of "
-                f"{first.policy!r}: pass runs of one policy on the same tasks"
+                f"invalid runs to average: policy {run.policy!r} next to {first.policy!r}, or "
+                "other tasks; pass runs of one policy on the same tasks"
             )
 
     def mean(field: str) -> np.ndarray:
